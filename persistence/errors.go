@@ -1,0 +1,16 @@
+package persistence
+
+import "errors"
+
+// Errors returned by stores. Callers compare with errors.Is.
+var (
+	// ErrSequenceConflict: Append's expectedLast is not the session's
+	// LastSeq, because another writer (a second activation of the same
+	// session during a membership change) appended first. Nothing was
+	// written; reload Meta and retry.
+	ErrSequenceConflict = errors.New("session sequence conflict")
+	// ErrInvalidKey: a tenant, session or KV key failed validation.
+	ErrInvalidKey = errors.New("invalid storage key")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
