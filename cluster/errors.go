@@ -1,0 +1,16 @@
+package cluster
+
+import "errors"
+
+// Errors returned by Node. Callers compare with errors.Is.
+var (
+	// ErrNotReady: the node has not joined its cluster yet, or is leaving.
+	ErrNotReady = errors.New("node not ready")
+	// ErrShuttingDown: the node is leaving or stopped; no new grain calls.
+	ErrShuttingDown = errors.New("node shutting down")
+	// ErrTimeout: a grain call did not answer before its deadline.
+	ErrTimeout = errors.New("grain call timed out")
+	// ErrUnavailable: no member could host the grain before the deadline,
+	// typically while the cluster re-forms after a node was lost.
+	ErrUnavailable = errors.New("grain unavailable")
+)

@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/hashicorp/memberlist"
+)
+
+// MemberlistProvider is a Proto.Actor ClusterProvider whose membership comes
+// from hashicorp/memberlist (SWIM gossip). It is created by Node; its
+// methods are called by Proto.Actor's Cluster.
+type MemberlistProvider struct {
+	cfg    Config
+	logger *slog.Logger
+
+	ml      *memberlist.Memberlist
+	cluster *protocluster.Cluster
+	meta    []byte
+
+	mu      sync.Mutex
+	members map[string]MemberMeta // memberlist node name -> meta, as memberlist reports them
+	joined  bool                  // a seed answered (or there were none)
+	left    bool
+
+	changed  chan struct{} // coalesced "members changed" signal, capacity 1
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+var _ protocluster.ClusterProvider = (*MemberlistProvider)(nil)
+
+func newMemberlistProvider(cfg Config) *MemberlistProvider {
+	return &MemberlistProvider{
+		cfg:     cfg,
+		logger:  cfg.Logger.With("component", "membership"),
+		members: map[string]MemberMeta{},
+		changed: make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+}
+
+// StartMember starts gossiping this node's metadata and joining the seeds.
+func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
+	p.cluster = c
+	host, port, err := c.ActorSystem.GetHostPort()
+	if err != nil {
+		return fmt.Errorf("remote address: %w", err)
+	}
+	p.meta, err = MemberMeta{
+		ID:     c.ActorSystem.ID,
+		Remote: net.JoinHostPort(host, strconv.Itoa(port)),
+		Kinds:  c.GetClusterKinds(),
+		HTTP:   p.cfg.HTTPAddr,
+	}.encode()
+	if err != nil {
+		return err
+	}
+
+	gossip, err := splitHostPort(p.cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("gossip address: %w", err)
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = p.cfg.NodeName
+	mc.BindAddr = gossip.host
+	mc.BindPort = gossip.port
+	mc.AdvertiseAddr = gossip.host
+	mc.AdvertisePort = gossip.port
+	mc.Label = p.cfg.ClusterName
+	mc.ProbeInterval = p.cfg.ProbeInterval
+	mc.ProbeTimeout = p.cfg.ProbeTimeout
+	mc.SuspicionMult = p.cfg.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = p.cfg.SuspicionMaxTimeoutMult
+	mc.GossipInterval = p.cfg.GossipInterval
+	mc.TCPTimeout = time.Second
+	mc.IndirectChecks = 1
+	mc.RetransmitMult = 2
+	mc.PushPullInterval = 15 * time.Second
+	mc.GossipToTheDeadTime = 15 * time.Second
+	mc.Delegate = metaDelegate{meta: p.meta}
+	mc.Events = eventDelegate{p: p}
+	mc.Logger = memberlistLogger(p.logger)
+
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("gossip on %s: %w", p.cfg.GossipAddr, err)
+	}
+	p.ml = ml
+	if port == 0 || gossip.port == 0 {
+		p.logger.Debug("bound ports", "gossip", ml.LocalNode().Address())
+	}
+
+	p.wg.Add(2)
+	go p.topologyLoop()
+	go p.joinLoop()
+	return nil
+}
+
+// StartClient is not supported: every Parley node is a full member.
+func (p *MemberlistProvider) StartClient(*protocluster.Cluster) error {
+	return fmt.Errorf("parley: cluster clients are not supported; start a member")
+}
+
+// Shutdown leaves gossip (announcing it when graceful) and stops the
+// provider's goroutines. It is safe to call more than once.
+func (p *MemberlistProvider) Shutdown(graceful bool) error {
+	var err error
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		if p.ml != nil {
+			if graceful {
+				p.leave(p.cfg.LeaveTimeout)
+			}
+			err = p.ml.Shutdown()
+		}
+		p.wg.Wait()
+	})
+	return err
+}
+
+// leave announces this node's departure; peers drop it from their topology
+// at once instead of waiting for the failure detector.
+func (p *MemberlistProvider) leave(timeout time.Duration) {
+	p.mu.Lock()
+	if p.left {
+		p.mu.Unlock()
+		return
+	}
+	p.left = true
+	p.mu.Unlock()
+	if err := p.ml.Leave(timeout); err != nil {
+		p.logger.Warn("leave broadcast incomplete", "err", err)
+	}
+}
+
+// Joined reports whether the node has reached its seeds (always true when
+// it has none).
+func (p *MemberlistProvider) Joined() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.joined && !p.left
+}
+
+// Members returns the members memberlist currently considers alive, sorted
+// by node name.
+func (p *MemberlistProvider) Members() []MemberInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]MemberInfo, 0, len(p.members))
+	for name, m := range p.members {
+		out = append(out, MemberInfo{Name: name, MemberMeta: m})
+	}
+	slices.SortFunc(out, func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// MemberInfo is one member as this node sees it.
+type MemberInfo struct {
+	Name string `json:"name"`
+	MemberMeta
+}
+
+func (p *MemberlistProvider) seeds() []string {
+	self := p.ml.LocalNode().Address()
+	var seeds []string
+	for _, s := range p.cfg.Join {
+		if s != self && s != p.cfg.GossipAddr {
+			seeds = append(seeds, s)
+		}
+	}
+	return seeds
+}
+
+// joinLoop contacts the seeds until one answers, so a node started before
+// its seeds waits for them instead of failing.
+func (p *MemberlistProvider) joinLoop() {
+	defer p.wg.Done()
+	seeds := p.seeds()
+	delay := 100 * time.Millisecond
+	for attempt := 1; len(seeds) > 0; attempt++ {
+		n, err := p.ml.Join(seeds)
+		if n > 0 {
+			p.logger.Info("joined cluster", "seedsReached", n, "attempts", attempt)
+			break
+		}
+		level := slog.LevelDebug
+		if attempt == 1 {
+			level = slog.LevelInfo
+		}
+		p.logger.Log(context.Background(), level, "waiting for seeds", "seeds", seeds, "err", err)
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, p.cfg.JoinRetryMax)
+	}
+	p.mu.Lock()
+	p.joined = true
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *MemberlistProvider) signal() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// topologyLoop hands every membership change to Proto.Actor. It is the only
+// caller of UpdateClusterTopology, so topologies are applied in order.
+func (p *MemberlistProvider) topologyLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.changed:
+		}
+		p.mu.Lock()
+		members := make(protocluster.Members, 0, len(p.members))
+		for name, m := range p.members {
+			pm, err := m.member()
+			if err != nil {
+				p.logger.Warn("ignoring member with bad metadata", "member", name, "err", err)
+				continue
+			}
+			members = append(members, pm)
+		}
+		p.mu.Unlock()
+		p.cluster.MemberList.UpdateClusterTopology(members)
+	}
+}
+
+func (p *MemberlistProvider) nodeUp(n *memberlist.Node) {
+	m, err := decodeMeta(n.Meta)
+	if err != nil {
+		p.logger.Warn("ignoring member with bad metadata", "member", n.Name, "err", err)
+		return
+	}
+	p.mu.Lock()
+	old, existed := p.members[n.Name]
+	p.members[n.Name] = m
+	p.mu.Unlock()
+	if !existed || old.ID != m.ID {
+		p.logger.Info("member up", "member", n.Name, "addr", n.Address(), "id", m.ID)
+	}
+	p.signal()
+}
+
+func (p *MemberlistProvider) nodeDown(n *memberlist.Node) {
+	p.mu.Lock()
+	delete(p.members, n.Name)
+	p.mu.Unlock()
+	p.logger.Info("member down", "member", n.Name, "addr", n.Address())
+	p.signal()
+}
+
+// eventDelegate receives memberlist's membership events. memberlist calls it
+// from its own goroutines, never concurrently, and it must not block: it
+// updates the member map and signals topologyLoop.
+type eventDelegate struct{ p *MemberlistProvider }
+
+func (d eventDelegate) NotifyJoin(n *memberlist.Node)   { d.p.nodeUp(n) }
+func (d eventDelegate) NotifyUpdate(n *memberlist.Node) { d.p.nodeUp(n) }
+func (d eventDelegate) NotifyLeave(n *memberlist.Node)  { d.p.nodeDown(n) }
+
+// metaDelegate serves this node's metadata; Parley uses no user messages
+// or push/pull state of its own.
+type metaDelegate struct{ meta []byte }
+
+func (d metaDelegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+func (metaDelegate) NotifyMsg([]byte)                           {}
+func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (metaDelegate) LocalState(join bool) []byte                { return nil }
+func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -1,0 +1,282 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+)
+
+// Node is one running cluster member: an actor system, its remote, a
+// memberlist provider and the grain kinds it hosts.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	system   *actor.ActorSystem
+	cluster  *protocluster.Cluster
+	provider *MemberlistProvider
+
+	leaving  atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start validates cfg, starts the actor remote and memberlist, and begins
+// joining the seeds. It returns once the node is a member of its own
+// topology; Ready tells when it has also reached its seeds. On error nothing
+// is left running.
+func Start(cfg Config) (n *Node, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	remoteAddr, _ := splitHostPort(cfg.RemoteAddr)
+	logger := cfg.Logger.With("node", cfg.NodeName)
+	cfg.Logger = logger
+
+	actorLogger := slog.New(protoactorHandler{logger.Handler()}).With("component", "protoactor")
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }))
+	provider := newMemberlistProvider(cfg)
+	cc := protocluster.Configure(cfg.ClusterName, provider, disthash.New(),
+		remote.Configure(remoteAddr.host, remoteAddr.port),
+		protocluster.WithKinds(cfg.Kinds...),
+		protocluster.WithRequestTimeout(cfg.RequestTimeout),
+	)
+	c := protocluster.New(system, cc)
+
+	// Proto.Actor's StartMember panics when a port is taken or the
+	// provider fails; turn that into an error and undo what started.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("start cluster member: %v", r)
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("start cluster member: %w", e)
+			}
+			_ = provider.Shutdown(false)
+			if c.Remote != nil {
+				func() {
+					defer func() { _ = recover() }()
+					c.Remote.Shutdown(false)
+				}()
+			}
+			system.Shutdown()
+			n = nil
+		}
+	}()
+	c.StartMember()
+
+	n = &Node{cfg: cfg, logger: logger, system: system, cluster: c, provider: provider}
+	logger.Info("cluster member started", "gossip", n.GossipAddr(), "remote", system.Address(), "id", system.ID)
+	return n, nil
+}
+
+// Name is the node's memberlist name.
+func (n *Node) Name() string { return n.cfg.NodeName }
+
+// ID is the node's Proto.Actor member id, new for each start.
+func (n *Node) ID() string { return n.system.ID }
+
+// System is the node's actor system.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// Cluster is the node's Proto.Actor cluster.
+func (n *Node) Cluster() *protocluster.Cluster { return n.cluster }
+
+// GossipAddr is the address memberlist bound (resolved when the
+// configured port was 0).
+func (n *Node) GossipAddr() string { return n.provider.ml.LocalNode().Address() }
+
+// RemoteAddr is the address of the actor remote.
+func (n *Node) RemoteAddr() string { return n.system.Address() }
+
+// Ready returns nil when the node serves grain calls: it reached its seeds
+// and its topology includes itself. Otherwise the error says why.
+func (n *Node) Ready() error {
+	if n.leaving.Load() {
+		return fmt.Errorf("%w: leaving the cluster", ErrShuttingDown)
+	}
+	if !n.provider.Joined() {
+		return fmt.Errorf("%w: waiting for seeds %s", ErrNotReady, strings.Join(n.cfg.Join, ","))
+	}
+	if !n.cluster.MemberList.ContainsMemberID(n.system.ID) {
+		return fmt.Errorf("%w: not yet in its own topology", ErrNotReady)
+	}
+	return nil
+}
+
+// Members is the membership as this node's memberlist sees it.
+func (n *Node) Members() []MemberInfo { return n.provider.Members() }
+
+// TopologyIDs are the Proto.Actor member ids in this node's current
+// topology: the members grains are placed on.
+func (n *Node) TopologyIDs() []string {
+	var ids []string
+	for _, m := range n.cluster.MemberList.Members().Members() {
+		ids = append(ids, m.Id)
+	}
+	return ids
+}
+
+// OwnerOf returns the remote address of the member that owns the grain
+// according to this node's topology, with the same rendezvous hash disthash
+// places grains with; "" when no member hosts kind.
+func (n *Node) OwnerOf(identity, kind string) string {
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(n.cluster.MemberList.Members().Members())
+	return rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(identity, kind))
+}
+
+// lookupTimeout bounds one activation request to a grain's owner. An
+// activation is a local spawn on the owner, so a healthy owner answers in
+// well under a millisecond; a request lost while the topology changes is
+// given up on quickly and retried against the new owner, instead of waiting
+// out the 5 s disthash.Manager.Get would.
+const lookupTimeout = time.Second
+
+// Request sends msg to the grain kind/identity, activating it on its owner
+// if needed, and waits for the reply until ctx's deadline (or the configured
+// RequestTimeout when ctx has none).
+//
+// Finding the activation is retried with back-off inside that deadline
+// while the cluster re-forms (a member just died or left). The call itself
+// is retried only when it certainly did not run: the activation was gone
+// (a dead letter). A call that timed out is not retried, since the grain may
+// have acted on it. It fails with ErrShuttingDown, ErrTimeout or
+// ErrUnavailable, or ctx's error when ctx was cancelled.
+func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any, error) {
+	if n.leaving.Load() {
+		return nil, ErrShuttingDown
+	}
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
+	}
+	timeout := time.Until(deadline)
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			break
+		}
+		pid, err := n.activation(identity, kind, min(lookupTimeout, remaining))
+		if err == nil {
+			res, callErr := n.system.Root.RequestFuture(pid, msg, time.Until(deadline)).Result()
+			switch {
+			case callErr == nil:
+				return res, nil
+			case errors.Is(callErr, actor.ErrTimeout):
+				return nil, fmt.Errorf("%w: %s/%s after %s", ErrTimeout, kind, identity, timeout)
+			}
+			// A dead letter: the activation stopped (passivated, or its
+			// node is leaving) before it saw msg. Find the new one.
+			n.cluster.PidCache.RemoveByValue(identity, kind, pid)
+			err = fmt.Errorf("activation %s gone: %w", pid, callErr)
+		}
+		lastErr = err
+		// 10 ms, 20 ms, 40 ms … capped at 250 ms, never past the deadline.
+		wait := min(10*time.Millisecond<<min(attempt, 5), 250*time.Millisecond, time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, ctx.Err()
+			}
+		case <-time.After(max(wait, 0)):
+		}
+	}
+	return nil, fmt.Errorf("%w: %s/%s: %v", ErrUnavailable, kind, identity, lastErr)
+}
+
+// activation returns the PID of the grain's activation: from the PID cache,
+// or by asking its owner's disthash placement actor to activate it.
+func (n *Node) activation(identity, kind string, timeout time.Duration) (*actor.PID, error) {
+	if pid, ok := n.cluster.PidCache.Get(identity, kind); ok {
+		return pid, nil
+	}
+	owner := n.OwnerOf(identity, kind)
+	if owner == "" {
+		return nil, fmt.Errorf("no member hosts kind %q", kind)
+	}
+	activator := actor.NewPID(owner, disthash.PartitionActivatorActorName)
+	req := &protocluster.ActivationRequest{ClusterIdentity: protocluster.NewClusterIdentity(identity, kind)}
+	res, err := n.system.Root.RequestFuture(activator, req, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("activate on %s: %w", owner, err)
+	}
+	resp, ok := res.(*protocluster.ActivationResponse)
+	if !ok || resp.Pid == nil {
+		return nil, fmt.Errorf("activate on %s: no activation (%T)", owner, res)
+	}
+	n.cluster.PidCache.Set(identity, kind, resp.Pid)
+	return resp.Pid, nil
+}
+
+// Leave hands this node's grains to the rest of the cluster: it announces
+// its departure so peers stop routing to it, passivates every local grain
+// (each persists as it stops), and stops remoting. Calls made meanwhile are
+// retried by callers onto the new owners. Leave and Shutdown are safe to
+// call more than once; after either, the node is stopped.
+func (n *Node) Leave(ctx context.Context) error {
+	return n.stop(ctx)
+}
+
+// Shutdown stops the node; it is Leave, for callers that say "stop".
+func (n *Node) Shutdown(ctx context.Context) error {
+	return n.stop(ctx)
+}
+
+// Kill stops the node abruptly, as a crashed process would: no leave is
+// announced, grains are not passivated, and peers find out through the
+// failure detector. For tests.
+func (n *Node) Kill() {
+	n.stopOnce.Do(func() {
+		n.leaving.Store(true)
+		n.logger.Warn("killing node")
+		_ = n.provider.ml.Shutdown() // stop answering probes at once, no leave message
+		n.cluster.Remote.Shutdown(false)
+		_ = n.provider.Shutdown(false)
+		n.system.Shutdown()
+	})
+}
+
+func (n *Node) stop(ctx context.Context) error {
+	n.stopOnce.Do(func() {
+		n.leaving.Store(true)
+		n.logger.Info("leaving cluster")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.drain()
+			// Now announce: peers drop this node from their topology and
+			// retry their calls on the new owners.
+			n.provider.leave(n.cfg.LeaveTimeout)
+			n.cluster.Shutdown(true)
+		}()
+		select {
+		case <-done:
+			n.logger.Info("left cluster")
+		case <-ctx.Done():
+			n.stopErr = fmt.Errorf("leave cluster: %w", ctx.Err())
+		}
+	})
+	return n.stopErr
+}
+
+// drain passivates every grain this node hosts and makes it refuse new
+// activations, while the rest of the cluster still routes to it: calls
+// already sent complete, later ones come back as dead letters and are
+// retried by their callers, so none is lost in the leave.
+func (n *Node) drain() {
+	self := actor.NewPID(n.system.Address(), disthash.PartitionActivatorActorName)
+	if _, err := n.system.Root.RequestFuture(self, &disthash.Drain{}, n.cfg.LeaveTimeout).Result(); err != nil {
+		n.logger.Warn("passivating grains before leaving", "err", err)
+	}
+}
