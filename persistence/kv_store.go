@@ -7,8 +7,8 @@ import (
 
 // KVKey names one key-value entry: Space separates users of the KV (the
 // cache, the rate limiter) so that their keys can never collide, and Key is
-// free text (it may hold ':' or '/', never NUL). The stored key is
-// Tenant:Space:Key.
+// free text (it may hold ':' or '/', never NUL). The Badger store keeps it
+// under Tenant:k:Space:Key, a key shape no session key can take.
 type KVKey struct {
 	Tenant string
 	Space  string

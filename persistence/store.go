@@ -37,5 +37,5 @@ type Store interface {
 type SweepStats struct {
 	Messages  int // session messages removed for age
 	KVEntries int // expired key-value entries removed
-	Sessions  int // sessions left empty and removed entirely
+	Sessions  int // sessions this sweep emptied (their LastSeq is kept)
 }

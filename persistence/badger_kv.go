@@ -1,0 +1,85 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Get implements KVStore. An entry past its expiry but not yet swept is a
+// miss, exactly like one that was never written.
+func (s *BadgerStore) Get(ctx context.Context, key KVKey, now time.Time) ([]byte, time.Time, bool, error) {
+	if err := validateKVKey(key); err != nil {
+		return nil, time.Time{}, false, err
+	}
+	release, err := s.enter(ctx)
+	if err != nil {
+		return nil, time.Time{}, false, err
+	}
+	defer release()
+
+	var (
+		value     []byte
+		expiresAt time.Time
+		found     bool
+	)
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(kvKey(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			stored, exp, err := decodeKV(v)
+			if err != nil {
+				return err
+			}
+			if expired(exp, now) {
+				return nil
+			}
+			// v is only valid inside this callback; the caller owns the copy.
+			value, expiresAt, found = append([]byte{}, stored...), exp, true
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, time.Time{}, false, fmt.Errorf("get %s %s: %w", key.Tenant, key.Space, err)
+	}
+	return value, expiresAt, found, nil
+}
+
+// Put implements KVStore. encodeKV copies value, so the caller may reuse it.
+func (s *BadgerStore) Put(ctx context.Context, key KVKey, value []byte, expiresAt time.Time) error {
+	return s.writeKV(ctx, "put", key, func(txn *badger.Txn, k []byte) error {
+		return txn.Set(k, encodeKV(value, expiresAt))
+	})
+}
+
+// Delete implements KVStore.
+func (s *BadgerStore) Delete(ctx context.Context, key KVKey) error {
+	return s.writeKV(ctx, "delete", key, func(txn *badger.Txn, k []byte) error {
+		return txn.Delete(k)
+	})
+}
+
+// writeKV validates key and applies one write to it in its own transaction.
+func (s *BadgerStore) writeKV(ctx context.Context, op string, key KVKey, write func(txn *badger.Txn, k []byte) error) error {
+	if err := validateKVKey(key); err != nil {
+		return err
+	}
+	release, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	if err := s.db.Update(func(txn *badger.Txn) error { return write(txn, kvKey(key)) }); err != nil {
+		return fmt.Errorf("%s %s %s: %w", op, key.Tenant, key.Space, err)
+	}
+	return nil
+}
