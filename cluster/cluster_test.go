@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -194,7 +195,14 @@ func TestGracefulLeaveMovesGrainsWithoutFailedCalls(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let calls flow before the leave
+	testkit.Eventually(t, 5*time.Second, func() error { // calls flow before the leave
+		mu.Lock()
+		defer mu.Unlock()
+		if calls < 50 {
+			return fmt.Errorf("%d calls so far", calls)
+		}
+		return nil
+	})
 	c.StopNode(2)
 	for _, id := range ids {
 		got := mustIncrement(t, c.Node(0), id)
@@ -209,4 +217,76 @@ func TestGracefulLeaveMovesGrainsWithoutFailedCalls(t *testing.T) {
 	}
 	t.Logf("%d calls during the leave, none failed", calls)
 	c.WaitConverged(0)
+}
+
+// freeGossipAddr returns a 127.0.0.1 address whose port is free for TCP
+// and UDP at the time of asking.
+func freeGossipAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if pc, err := net.ListenPacket("udp", addr); err == nil {
+			_ = pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+func startNode(t *testing.T, cfg cluster.Config) *cluster.Node {
+	t.Helper()
+	cfg.Logger = testkit.NewLogger(t).With("node", cfg.NodeName)
+	n, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	return n
+}
+
+func TestNodeStartedBeforeItsSeedWaitsForIt(t *testing.T) {
+	seedAddr := freeGossipAddr(t)
+	early := testkit.TestConfig(1)
+	early.Join = []string{seedAddr}
+	waiting := startNode(t, early)
+	if err := waiting.Ready(); !errors.Is(err, cluster.ErrNotReady) {
+		t.Fatalf("Ready() = %v before the seed exists, want ErrNotReady", err)
+	}
+
+	seed := testkit.TestConfig(0)
+	seed.GossipAddr = seedAddr
+	startNode(t, seed)
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if err := waiting.Ready(); err != nil {
+			return err
+		}
+		if got := len(waiting.TopologyIDs()); got != 2 {
+			return fmt.Errorf("topology has %d members", got)
+		}
+		return nil
+	})
+}
+
+func TestStartFailsCleanlyWhenTheRemotePortIsTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := testkit.TestConfig(0)
+	cfg.GossipAddr = freeGossipAddr(t)
+	cfg.RemoteAddr = l.Addr().String()
+	if n, err := cluster.Start(cfg); err == nil {
+		_ = n.Shutdown(context.Background())
+		t.Fatal("Start succeeded on a taken remote port")
+	}
+	// Nothing was left bound: the same gossip port works for a second try.
+	cfg.RemoteAddr = "127.0.0.1:0"
+	startNode(t, cfg)
 }

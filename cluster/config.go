@@ -45,7 +45,8 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*protocluster.Kind
-	// Logger receives Parley's, Proto.Actor's and memberlist's logs.
+	// Logger receives Parley's, Proto.Actor's and memberlist's logs. It
+	// should already name the node (a "node" attribute).
 	Logger *slog.Logger
 }
 
@@ -124,9 +125,9 @@ func (c Config) Validate() error {
 	if c.NodeName == "" {
 		return fmt.Errorf("cluster config: NodeName is empty")
 	}
-	for name, addr := range map[string]string{"GossipAddr": c.GossipAddr, "RemoteAddr": c.RemoteAddr} {
-		if _, err := splitHostPort(addr); err != nil {
-			return fmt.Errorf("cluster config: %s %q: %w", name, addr, err)
+	for _, a := range []struct{ name, addr string }{{"GossipAddr", c.GossipAddr}, {"RemoteAddr", c.RemoteAddr}} {
+		if _, err := splitHostPort(a.addr); err != nil {
+			return fmt.Errorf("cluster config: %s %q: %w", a.name, a.addr, err)
 		}
 	}
 	for _, seed := range c.Join {

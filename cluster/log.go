@@ -27,6 +27,10 @@ func (w memberlistWriter) Write(p []byte) (int, error) {
 	case strings.HasPrefix(line, "[ERR"):
 		level = slog.LevelError
 	}
+	if strings.Contains(line, "use of closed network connection") {
+		// memberlist's gossip goroutine racing its own shutdown: routine.
+		level = slog.LevelDebug
+	}
 	if i := strings.Index(line, "] "); i >= 0 && strings.HasPrefix(line, "[") {
 		line = line[i+2:]
 	}

@@ -40,8 +40,7 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	remoteAddr, _ := splitHostPort(cfg.RemoteAddr)
-	logger := cfg.Logger.With("node", cfg.NodeName)
-	cfg.Logger = logger
+	logger := cfg.Logger
 
 	actorLogger := slog.New(protoactorHandler{logger.Handler()}).With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }))

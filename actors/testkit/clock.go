@@ -37,7 +37,6 @@ type fakeTimer struct {
 	c   *FakeClock
 	due time.Time
 	f   func()
-	seq uint64
 }
 
 // Now returns the clock's current time.

@@ -60,7 +60,7 @@ func NewCluster(t testing.TB, n int, opts ...ClusterOption) *Cluster {
 		o(&c.opts)
 	}
 	logger := NewLogger(t)
-	c.opts.configure = append([]func(int, *cluster.Config){func(_ int, cfg *cluster.Config) { cfg.Logger = logger }}, c.opts.configure...)
+	c.opts.configure = append([]func(int, *cluster.Config){func(_ int, cfg *cluster.Config) { cfg.Logger = logger.With("node", cfg.NodeName) }}, c.opts.configure...)
 	t.Cleanup(c.stopAll)
 
 	c.AddNodes(n)

@@ -469,7 +469,12 @@ func (ctx *actorContext) PoisonFuture(pid *PID) *Future {
 
 func (ctx *actorContext) InvokeUserMessage(md interface{}) {
 	if atomic.LoadInt32(&ctx.state) == stateStopped {
-		// already stopped
+		// Parley patch: a message still in the mailbox when the actor
+		// stopped (it arrived after a poison pill, or raced a passivation)
+		// goes to dead letters, so a requester gets a DeadLetterResponse at
+		// once and can retry, instead of waiting out its timeout for a
+		// message upstream dropped silently.
+		ctx.actorSystem.DeadLetter.SendUserMessage(ctx.self, md)
 		return
 	}
 

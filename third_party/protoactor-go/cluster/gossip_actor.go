@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"time"
 
@@ -184,9 +185,12 @@ func (ga *GossipActor) sendGossipForMember(member *Member, memberStateDelta *Mem
 	// a short timeout is massively important, we cannot afford hanging around waiting
 	// for timeout, blocking other gossips from getting through
 
+	// Parley patch: send a copy. The remote serializes the message later,
+	// on its endpoint writer's goroutine, while this actor goes on updating
+	// the state it was built from: a data race.
 	msg := GossipRequest{
 		FromMemberId: member.Id,
-		State:        memberStateDelta.State,
+		State:        proto.Clone(memberStateDelta.State).(*GossipState),
 	}
 	future := ctx.RequestFuture(pid, &msg, ga.gossipRequestTimeout)
 

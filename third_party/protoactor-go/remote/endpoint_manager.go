@@ -120,8 +120,7 @@ func (em *endpointManager) stop() {
 	})
 	if em.endpointReaderConnections != nil {
 		em.endpointReaderConnections.Range(func(key interface{}, value interface{}) bool {
-			channel := value.(chan bool)
-			channel <- true
+			notifyDisconnect(value.(chan bool))
 			em.endpointReaderConnections.Delete(key)
 			return true
 		})
@@ -307,4 +306,16 @@ func (state *endpointSupervisor) spawnEndpointWatcher(remote *Remote, address st
 		PropsFromProducer(newEndpointWatcher(remote, address))
 	pid := ctx.Spawn(props)
 	return pid
+}
+
+// notifyDisconnect tells an endpoint reader that this node is leaving. The
+// reader closes the channel when its stream ends, which can happen between
+// stop reading it from the map and sending: upstream's plain send then
+// panicked with "send on closed channel" during shutdown. (Parley patch.)
+func notifyDisconnect(ch chan bool) {
+	defer func() { _ = recover() }()
+	select {
+	case ch <- true:
+	default: // the reader already has a message and is leaving anyway
+	}
 }

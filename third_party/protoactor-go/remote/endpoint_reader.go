@@ -40,6 +40,9 @@ func (s *endpointReader) Receive(stream Remoting_ReceiveServer) error {
 	s.remote.edpManager.endpointReaderConnections.Store(stream, disconnectChan)
 	defer func() {
 		s.remote.Logger().Info("EndpointReader is closing")
+		// Parley patch: forget the stream before closing its channel, so
+		// endpointManager.stop does not send on it.
+		s.remote.edpManager.endpointReaderConnections.Delete(stream)
 		close(disconnectChan)
 	}()
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// errHelp: -h was asked for and printed.
+var errHelp = errors.New("help requested")
+
+// serveConfig is everything `parley serve` is told by flags or PARLEY_*
+// variables (a flag wins over its variable).
+type serveConfig struct {
+	NodeName       string
+	HTTPAddr       string
+	GossipAddr     string
+	RemoteAddr     string
+	Join           []string
+	DataDir        string
+	TenantsFile    string
+	MockTokenDelay time.Duration
+	LogFormat      string
+	LogLevel       string
+}
+
+// envName maps a flag name to its environment variable: node-name →
+// PARLEY_NODE_NAME.
+func envName(flagName string) string {
+	return "PARLEY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseServeFlags reads flags, then fills what they left unset from the
+// environment, and validates the result.
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	var (
+		c    serveConfig
+		join string
+	)
+	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.NodeName, "node-name", "", "unique node name in the cluster (default: host name and gossip port)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "host:port the HTTP API listens on")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", "127.0.0.1:7946", "IP:port for memberlist gossip (TCP and UDP)")
+	fs.StringVar(&c.RemoteAddr, "remote-addr", "127.0.0.1:8090", "IP:port for Proto.Actor remoting (gRPC)")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of seed nodes; retried until one answers")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of this node's Badger database")
+	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
+	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "Usage: parley serve [flags]\n\nFlags (each also read from the PARLEY_* variable shown):")
+			fs.VisitAll(func(f *flag.Flag) {
+				fmt.Fprintf(stderr, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+			})
+			return c, errHelp
+		}
+		return c, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return c, usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok || set[f.Name] || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = usageError{fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	for _, s := range strings.Split(join, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Join = append(c.Join, s)
+		}
+	}
+	if c.NodeName == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(c.GossipAddr)
+		c.NodeName = fmt.Sprintf("%s-%s", host, port)
+	}
+	return c, c.validate()
+}
+
+// validate names the flag at fault.
+func (c serveConfig) validate() error {
+	bad := func(name, format string, args ...any) error {
+		return usageError{fmt.Errorf("--%s: %s", name, fmt.Sprintf(format, args...))}
+	}
+	for _, a := range []struct{ name, addr string }{{"http-addr", c.HTTPAddr}, {"gossip-addr", c.GossipAddr}, {"remote-addr", c.RemoteAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return bad(a.name, "%q is not host:port", a.addr)
+		}
+	}
+	for _, seed := range c.Join {
+		if _, _, err := net.SplitHostPort(seed); err != nil {
+			return bad("join", "%q is not host:port", seed)
+		}
+	}
+	if c.DataDir == "" {
+		return bad("data-dir", "is empty")
+	}
+	if c.MockTokenDelay < 0 {
+		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.TenantsFile != "" {
+		f, err := os.Open(c.TenantsFile)
+		if err != nil {
+			return bad("tenants", "%v", err)
+		}
+		_ = f.Close()
+	}
+	return nil
+}

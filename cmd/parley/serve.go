@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// Shutdown budget: how long in-flight HTTP requests (SSE streams included)
+// get to finish, then how long handing grains off and leaving may take.
+const (
+	httpDrainTimeout = 10 * time.Second
+	leaveTimeout     = 15 * time.Second
+)
+
+// serve runs one node until SIGTERM or SIGINT, then leaves the cluster
+// gracefully and returns nil. A second signal during the leave exits at
+// once.
+func serve(args []string, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With("node", cfg.NodeName)
+
+	n, err := start(cfg, logger)
+	if err != nil {
+		return err
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+	select {
+	case sig := <-signals:
+		logger.Info("shutting down", "signal", sig.String())
+	case err := <-n.serveErr:
+		n.stop(logger)
+		return fmt.Errorf("http server: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		n.stop(logger)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		logger.Info("stopped")
+		return nil
+	case sig := <-signals:
+		return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
+	}
+}
+
+// node is a started Parley node: storage, cluster member and HTTP server.
+type node struct {
+	store    *persistence.BadgerStore
+	member   *cluster.Node
+	http     *http.Server
+	serveErr chan error
+	stopping atomic.Bool
+}
+
+// start brings a node up in dependency order. Anything wrong with how it
+// was run (a port in use, a locked data dir) is a usageError, and whatever
+// had started is stopped again.
+func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	// Claim every port before starting anything, so that a port in use
+	// is reported by the flag that names it and nothing half-starts.
+	httpListener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, portError(err))}
+	}
+	undo = append(undo, func() { _ = httpListener.Close() })
+	if err := checkFree("gossip-addr", cfg.GossipAddr, true); err != nil {
+		return nil, err
+	}
+	if err := checkFree("remote-addr", cfg.RemoteAddr, false); err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
+	}
+	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger.With("component", "storage")})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
+	}
+	undo = append(undo, func() { _ = store.Close() })
+
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName = cfg.NodeName
+	ccfg.GossipAddr = cfg.GossipAddr
+	ccfg.RemoteAddr = cfg.RemoteAddr
+	ccfg.HTTPAddr = httpListener.Addr().String()
+	ccfg.Join = cfg.Join
+	ccfg.Logger = logger
+	member, err := cluster.Start(ccfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	undo = append(undo, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		defer cancel()
+		_ = member.Shutdown(ctx)
+	})
+
+	n := &node{store: store, member: member, serveErr: make(chan error, 1)}
+	handler, err := edge.New(edge.Config{NodeName: cfg.NodeName, Health: n, Logger: logger.With("component", "http")})
+	if err != nil {
+		return nil, err
+	}
+	n.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := n.http.Serve(httpListener); !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(), "dataDir", cfg.DataDir, "join", cfg.Join)
+	return n, nil
+}
+
+// stop is the graceful shutdown: stop taking requests (readyz turns 503 at
+// once, in-flight requests finish), passivate this node's grains and leave
+// gossip, then close storage.
+func (n *node) stop(logger *slog.Logger) {
+	n.stopping.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+	if err := n.http.Shutdown(ctx); err != nil {
+		logger.Warn("in-flight requests cut off", "err", err)
+		_ = n.http.Close()
+	}
+	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), leaveTimeout)
+	if err := n.member.Leave(ctx); err != nil {
+		logger.Warn("leave incomplete", "err", err)
+	}
+	cancel()
+	if err := n.store.Close(); err != nil {
+		logger.Error("closing storage", "err", err)
+	}
+}
+
+// Ready implements edge.Health: the node has joined the cluster and its
+// storage is open.
+func (n *node) Ready() error {
+	if n.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	return n.member.Ready()
+}
+
+// Members implements edge.Health.
+func (n *node) Members() any { return n.member.Members() }
+
+// checkFree reports, as a usageError naming the flag, whether addr is
+// already taken (TCP, and UDP too for gossip).
+func checkFree(flagName, addr string, udp bool) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usageError{fmt.Errorf("--%s %s: %w", flagName, addr, portError(err))}
+	}
+	_ = l.Close()
+	if udp {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return usageError{fmt.Errorf("--%s %s (udp): %w", flagName, addr, portError(err))}
+		}
+		_ = pc.Close()
+	}
+	return nil
+}
+
+// portError shortens "listen tcp 127.0.0.1:8080: bind: address already in
+// use" to its cause.
+func portError(err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return errors.New("port already in use")
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return errors.New("address not available on this machine")
+	}
+	return err
+}

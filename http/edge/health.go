@@ -1,0 +1,38 @@
+package edge
+
+import (
+	"net/http"
+)
+
+// Health is what /healthz and /readyz report on.
+type Health interface {
+	// Ready returns nil when the node serves requests (joined the cluster,
+	// storage open), else an error saying why not.
+	Ready() error
+	// Members returns the cluster members as this node sees them, for
+	// operators; any JSON-encodable value.
+	Members() any
+}
+
+// healthz answers 200 while the process is alive.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeName})
+}
+
+// readyzResponse is the /readyz body when the node is ready.
+type readyzResponse struct {
+	Status  string `json:"status"`
+	Node    string `json:"node"`
+	Members any    `json:"members"`
+}
+
+// readyz answers 200 with the membership when the node serves requests,
+// and 503 with the reason otherwise.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Health.Ready(); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()})
+}

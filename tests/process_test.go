@@ -1,0 +1,153 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// buildParley builds cmd/parley once per test binary run.
+func buildParley(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "parley")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/parley").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freeAddr returns 127.0.0.1:port with the port free for TCP and UDP at
+// the time of asking.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if pc, err := net.ListenPacket("udp", addr); err == nil {
+			_ = pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// process is one `parley serve` started by a test.
+type process struct {
+	name   string
+	http   string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan struct{}
+}
+
+func (p *process) url(path string) string { return "http://" + p.http + path }
+
+// wait returns the exit code, failing the test if the process is still
+// running after timeout.
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %s", p.name, timeout)
+		return -1
+	}
+}
+
+// startCluster starts n nodes joined through node1's gossip address, each
+// with its own free ports and data dir. Every process is killed when the
+// test ends (by its pid, through cmd.Process).
+func startCluster(t *testing.T, bin string, n int) []*process {
+	t.Helper()
+	type ports struct{ http, gossip, remote string }
+	all := make([]ports, n)
+	var seeds []string
+	for i := range all {
+		all[i] = ports{freeAddr(t), freeAddr(t), freeAddr(t)}
+		seeds = append(seeds, all[i].gossip)
+	}
+	var procs []*process
+	for i, pt := range all {
+		name := fmt.Sprintf("node%d", i+1)
+		cmd := exec.Command(bin, "serve",
+			"--node-name", name,
+			"--http-addr", pt.http, "--gossip-addr", pt.gossip, "--remote-addr", pt.remote,
+			"--join", strings.Join(seeds, ","),
+			"--data-dir", filepath.Join(t.TempDir(), "data"),
+			"--log-level", "warn")
+		p := &process{name: name, http: pt.http, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = p.log, p.log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		go func() {
+			_ = cmd.Wait()
+			close(p.exited)
+		}()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-p.exited
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, p.log.String())
+			}
+		})
+		procs = append(procs, p)
+	}
+	return procs
+}
+
+// syncBuffer is a bytes.Buffer a process writes to while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
