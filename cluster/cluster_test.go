@@ -219,26 +219,6 @@ func TestGracefulLeaveMovesGrainsWithoutFailedCalls(t *testing.T) {
 	c.WaitConverged(0)
 }
 
-// freeGossipAddr returns a 127.0.0.1 address whose port is free for TCP
-// and UDP at the time of asking.
-func freeGossipAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			_ = pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 func startNode(t *testing.T, cfg cluster.Config) *cluster.Node {
 	t.Helper()
 	cfg.Logger = testkit.NewLogger(t).With("node", cfg.NodeName)
@@ -251,7 +231,7 @@ func startNode(t *testing.T, cfg cluster.Config) *cluster.Node {
 }
 
 func TestNodeStartedBeforeItsSeedWaitsForIt(t *testing.T) {
-	seedAddr := freeGossipAddr(t)
+	seedAddr := testkit.FreeAddr(t)
 	early := testkit.TestConfig(1)
 	early.Join = []string{seedAddr}
 	waiting := startNode(t, early)
@@ -280,7 +260,7 @@ func TestStartFailsCleanlyWhenTheRemotePortIsTaken(t *testing.T) {
 	}
 	defer l.Close()
 	cfg := testkit.TestConfig(0)
-	cfg.GossipAddr = freeGossipAddr(t)
+	cfg.GossipAddr = testkit.FreeAddr(t)
 	cfg.RemoteAddr = l.Addr().String()
 	if n, err := cluster.Start(cfg); err == nil {
 		_ = n.Shutdown(context.Background())

@@ -363,3 +363,28 @@ func sessionEnd(prefix []byte) []byte {
 	end[len(end)-1] = ':' + 1
 	return end
 }
+
+// ScanKeys calls fn with every stored key that starts with prefix (all keys
+// when prefix is empty), in key order. It is for operators and tests that
+// inspect what is on disk (docs/sessions.md); the slice is valid only
+// during the call.
+func (s *BadgerStore) ScanKeys(ctx context.Context, prefix string, fn func(key []byte) error) error {
+	release, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(it.Item().Key()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/actors/testkit"
 )
 
 var (
@@ -48,26 +49,6 @@ func buildParley(t *testing.T) string {
 	return binPath
 }
 
-// freeAddr returns 127.0.0.1:port with the port free for TCP and UDP at
-// the time of asking.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			_ = pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 // process is one `parley serve` started by a test.
 type process struct {
 	name   string
@@ -101,7 +82,7 @@ func startCluster(t *testing.T, bin string, n int) []*process {
 	all := make([]ports, n)
 	var seeds []string
 	for i := range all {
-		all[i] = ports{freeAddr(t), freeAddr(t), freeAddr(t)}
+		all[i] = ports{testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)}
 		seeds = append(seeds, all[i].gossip)
 	}
 	var procs []*process

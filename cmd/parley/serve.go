@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence"
@@ -68,6 +71,7 @@ func serve(args []string, stderr io.Writer) error {
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
 	store    *persistence.BadgerStore
+	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
 	serveErr chan error
@@ -110,6 +114,13 @@ func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
 	}
 	undo = append(undo, func() { _ = store.Close() })
 
+	sessions, err := session.NewKind(session.Config{Store: store, Logger: logger.With("component", "session")})
+	if err != nil {
+		return nil, err
+	}
+	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Logger: logger.With("component", "sweep")})
+	undo = append(undo, sweeper.Stop)
+
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName = cfg.NodeName
 	ccfg.GossipAddr = cfg.GossipAddr
@@ -117,6 +128,7 @@ func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
 	ccfg.HTTPAddr = httpListener.Addr().String()
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
+	ccfg.Kinds = []*protocluster.Kind{sessions}
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -127,7 +139,7 @@ func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
 		_ = member.Shutdown(ctx)
 	})
 
-	n := &node{store: store, member: member, serveErr: make(chan error, 1)}
+	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
 	handler, err := edge.New(edge.Config{NodeName: cfg.NodeName, Health: n, Logger: logger.With("component", "http")})
 	if err != nil {
 		return nil, err
@@ -163,6 +175,7 @@ func (n *node) stop(logger *slog.Logger) {
 		logger.Warn("leave incomplete", "err", err)
 	}
 	cancel()
+	n.sweeper.Stop()
 	if err := n.store.Close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}

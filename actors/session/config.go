@@ -1,0 +1,90 @@
+package session
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// Retention bounds what one tenant's sessions keep.
+type Retention struct {
+	// MaxMessages caps a session: appending past it deletes the oldest
+	// messages. Default 1000.
+	MaxMessages int
+	// MaxAge hides messages older than this at once and lets the sweep
+	// delete them. Default 30 days.
+	MaxAge time.Duration
+}
+
+// DefaultRetention is the seed's: 1000 messages, 30 days.
+var DefaultRetention = Retention{MaxMessages: 1000, MaxAge: 30 * 24 * time.Hour}
+
+// Config is what every ChatSession activation on a node shares.
+type Config struct {
+	// Store keeps the history. Required.
+	Store persistence.SessionStore
+	// Clock tells the time; clock.Real when nil.
+	Clock clock.Clock
+	// Retention returns a tenant's retention; DefaultRetention for every
+	// tenant when nil.
+	Retention func(tenant string) Retention
+	// IdleTimeout passivates a session that received nothing for this
+	// long. Default 5 minutes.
+	IdleTimeout time.Duration
+	// TailSize is how many recent messages an activation keeps in memory
+	// (what a model reply is given as context). Default 20.
+	TailSize int
+	// StoreTimeout bounds one storage call. Default 5 s.
+	StoreTimeout time.Duration
+	// Logger receives the grain's logs; discarded when nil.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults; Store must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Clock:        clock.Real,
+		IdleTimeout:  5 * time.Minute,
+		TailSize:     20,
+		StoreTimeout: 5 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.Retention == nil {
+		c.Retention = func(string) Retention { return DefaultRetention }
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.TailSize == 0 {
+		c.TailSize = d.TailSize
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = d.StoreTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("session config: Store is nil")
+	case c.IdleTimeout < 0:
+		return errors.New("session config: IdleTimeout is negative")
+	case c.TailSize < 0:
+		return errors.New("session config: TailSize is negative")
+	}
+	return nil
+}

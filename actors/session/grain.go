@@ -1,0 +1,149 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// Failure codes.
+const (
+	CodeInvalidArgument = "invalid_argument"
+	CodeUnavailable     = "unavailable"
+)
+
+// NewKind returns the ChatSession grain kind to register on every node.
+func NewKind(cfg Config) (*cluster.Kind, error) {
+	props, err := Props(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.NewKind(Kind, props), nil
+}
+
+// Props returns the grain's props, for NewKind and for tests that spawn a
+// session outside a cluster (testkit.SpawnGrain).
+func Props(cfg Config) (*actor.Props, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &grain{cfg: cfg} }), nil
+}
+
+// grain is one session's activation.
+type grain struct {
+	cfg       Config
+	key       persistence.SessionKey
+	keyErr    error // a malformed identity: every request is refused
+	retention Retention
+
+	loaded  bool
+	lastSeq uint64                // newest sequence ever appended
+	tail    []persistence.Message // newest last, at most cfg.TailSize
+
+	lastActive time.Time
+	idle       clock.Timer
+}
+
+// idleCheck is the grain's own reminder to see whether it has been idle
+// for IdleTimeout.
+type idleCheck struct{}
+
+func (g *grain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		g.started(ctx)
+	case *actor.Stopping:
+		if g.idle != nil {
+			g.idle.Stop()
+		}
+	case idleCheck:
+		g.checkIdle(ctx)
+	case *Append:
+		g.touch()
+		g.append(ctx, msg)
+	case *History:
+		g.touch()
+		g.history(ctx, msg)
+	case *Clear:
+		g.touch()
+		g.clear(ctx)
+	}
+}
+
+func (g *grain) started(ctx actor.Context) {
+	ci := cluster.GetClusterIdentity(ctx)
+	g.key, g.keyErr = ParseIdentity(ci.Identity)
+	if g.keyErr == nil {
+		g.retention = g.cfg.Retention(g.key.Tenant)
+		if err := g.load(); err != nil {
+			// Not fatal: the first request tries again.
+			g.cfg.Logger.Warn("loading session", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
+		}
+	}
+	g.touch()
+	g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout)
+}
+
+// load reads what the activation needs: the sequence and a bounded tail,
+// never the whole history.
+func (g *grain) load() error {
+	sctx, cancel := g.storeContext()
+	defer cancel()
+	meta, err := g.cfg.Store.Meta(sctx, g.key)
+	if err != nil {
+		return err
+	}
+	var tail []persistence.Message
+	if g.cfg.TailSize > 0 && meta.LastSeq > 0 {
+		newest, err := g.cfg.Store.Page(sctx, g.key, 0, g.cfg.TailSize, g.notBefore())
+		if err != nil {
+			return err
+		}
+		for i := len(newest) - 1; i >= 0; i-- {
+			tail = append(tail, newest[i])
+		}
+	}
+	g.lastSeq, g.tail, g.loaded = meta.LastSeq, tail, true
+	return nil
+}
+
+// ready is true when the grain can serve a request; otherwise it has
+// answered with a Failure.
+func (g *grain) ready(ctx actor.Context) bool {
+	if g.keyErr != nil {
+		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		return false
+	}
+	if !g.loaded {
+		if err := g.load(); err != nil {
+			g.fail(ctx, "load session", err)
+			return false
+		}
+	}
+	return true
+}
+
+func (g *grain) fail(ctx actor.Context, what string, err error) {
+	g.cfg.Logger.Error(what, "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
+	ctx.Respond(&Failure{Code: CodeUnavailable, Message: fmt.Sprintf("%s: storage unavailable", what)})
+}
+
+func (g *grain) storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.cfg.StoreTimeout)
+}
+
+// notBefore is the oldest creation time retention still shows.
+func (g *grain) notBefore() time.Time {
+	if g.retention.MaxAge <= 0 {
+		return time.Time{}
+	}
+	return g.cfg.Clock.Now().Add(-g.retention.MaxAge)
+}
