@@ -1,6 +1,7 @@
 // Command parley runs a Parley node.
 //
 //	parley serve [flags]     run a node (flags and PARLEY_* variables: parley serve -h)
+//	parley hash-key          print the tenants-file hash of the API key on stdin
 //
 // Exit codes: 0 after a clean shutdown, 2 when the node cannot start (bad
 // flag, unreadable file, port in use; one line on stderr names the cause),
@@ -40,12 +41,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(args[1:], stderr)
+		err = serve(args[1:], stdout, stderr)
+	case "hash-key":
+		err = hashKey(stdin, stdout)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
 	default:
-		err = usageError{fmt.Errorf("unknown command %q (want serve)", args[0])}
+		err = usageError{fmt.Errorf("unknown command %q (want serve or hash-key)", args[0])}
 	}
 	var ue usageError
 	switch {
@@ -67,5 +70,6 @@ func usage(w io.Writer) {
 
 Usage:
   parley serve [flags]   run a node; "parley serve -h" lists the flags
+  parley hash-key        read an API key on stdin, print the hash a tenants file stores
 `)
 }

@@ -109,3 +109,60 @@ func TestUnknownCommandExits2(t *testing.T) {
 		t.Fatalf("stderr %q", stderr.String())
 	}
 }
+
+func TestFirstRunWritesADemoTenantAndShowsItsKeyOnce(t *testing.T) {
+	cfg := serveConfig{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:8080"}
+	var out bytes.Buffer
+	reg, err := loadTenants(cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := ""
+	for _, f := range strings.Fields(out.String()) {
+		if strings.HasPrefix(f, "pk_dev_") {
+			key = f
+			break
+		}
+	}
+	if tenant, _, ok := reg.Authenticate(key); !ok || tenant.ID != demoTenant {
+		t.Fatalf("printed key %q does not authenticate as %q; output:\n%s", key, demoTenant, out.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "tenants.json"))
+	if err != nil || strings.Contains(string(raw), key) {
+		t.Fatalf("tenants.json must hold the hash, never the key (err %v)", err)
+	}
+
+	out.Reset()
+	again, err := loadTenants(cfg, &out)
+	if err != nil || out.Len() != 0 {
+		t.Fatalf("second run: err %v, printed %q", err, out.String())
+	}
+	if _, _, ok := again.Authenticate(key); !ok {
+		t.Fatal("second run lost the demo key")
+	}
+}
+
+func TestHashKey(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"hash-key"}, strings.NewReader("abc\n"), &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got := strings.TrimSpace(stdout.String()); got != "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("hash %q", got)
+	}
+	stdout.Reset()
+	if code := run([]string{"hash-key"}, strings.NewReader(""), &stdout, &stderr); code != exitBadRun {
+		t.Fatalf("empty stdin: exit %d", code)
+	}
+}
+
+func TestBadTenantsFileStopsTheNodeNamingTheField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(path, []byte(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "plain-text-key"}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runServe(t, "--tenants", path, "--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--data-dir", t.TempDir())
+	if code != exitBadRun || !strings.Contains(stderr, "tenants[0].apiKeys[0].hash") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

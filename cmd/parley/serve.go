@@ -32,14 +32,14 @@ const (
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
 // gracefully and returns nil. A second signal during the leave exits at
 // once.
-func serve(args []string, stderr io.Writer) error {
+func serve(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With("node", cfg.NodeName)
 
-	n, err := start(cfg, logger)
+	n, err := start(cfg, logger, stdout)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ type node struct {
 // start brings a node up in dependency order. Anything wrong with how it
 // was run (a port in use, a locked data dir) is a usageError, and whatever
 // had started is stopped again.
-func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
+func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err error) {
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -108,17 +108,21 @@ func start(cfg serveConfig, logger *slog.Logger) (_ *node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
 	}
+	registry, err := loadTenants(cfg, stdout)
+	if err != nil {
+		return nil, err
+	}
 	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger.With("component", "storage")})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
 	}
 	undo = append(undo, func() { _ = store.Close() })
 
-	sessions, err := session.NewKind(session.Config{Store: store, Logger: logger.With("component", "session")})
+	sessions, err := session.NewKind(session.Config{Store: store, Retention: registry.Retention, Logger: logger.With("component", "session")})
 	if err != nil {
 		return nil, err
 	}
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Logger: logger.With("component", "sweep")})
+	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Retention: registry.Retention, Logger: logger.With("component", "sweep")})
 	undo = append(undo, sweeper.Stop)
 
 	ccfg := cluster.DefaultConfig()

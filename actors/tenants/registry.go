@@ -1,0 +1,184 @@
+package tenants
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// HashPrefix starts every stored key hash.
+const HashPrefix = "sha256:"
+
+// HashKey returns the hash the tenants file stores for an API key.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return HashPrefix + hex.EncodeToString(sum[:])
+}
+
+var keyHashPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Registry answers who a key belongs to and what a tenant's limits are.
+// It is immutable and safe for concurrent use.
+type Registry struct {
+	tenants map[string]*Tenant
+	keys    []storedKey
+}
+
+type storedKey struct {
+	digest []byte // the 32 bytes of the SHA-256
+	id     string
+	tenant *Tenant
+}
+
+// Load reads and validates a tenants file.
+func Load(path string) (*Registry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Parse decodes a tenants file strictly (unknown fields and trailing data
+// are errors) and validates it; the error names the field at fault, as a
+// JSON path such as tenants[0].apiKeys[1].hash.
+func Parse(r io.Reader) (*Registry, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var file File
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("tenants file: trailing data after the JSON object")
+	}
+	if err := validate.Struct(file); err != nil {
+		return nil, fieldError(err)
+	}
+	reg := &Registry{tenants: map[string]*Tenant{}}
+	hashes := map[string]string{}
+	for i, t := range file.Tenants {
+		if _, dup := reg.tenants[t.ID]; dup {
+			return nil, fmt.Errorf("tenants file: tenants[%d].id: %q appears twice", i, t.ID)
+		}
+		t := t.withDefaults()
+		reg.tenants[t.ID] = &t
+		ids := map[string]bool{}
+		for j, k := range t.APIKeys {
+			if ids[k.ID] {
+				return nil, fmt.Errorf("tenants file: tenants[%d].apiKeys[%d].id: %q appears twice in tenant %q", i, j, k.ID, t.ID)
+			}
+			ids[k.ID] = true
+			if other, dup := hashes[k.Hash]; dup {
+				return nil, fmt.Errorf("tenants file: tenants[%d].apiKeys[%d].hash: the same key is already tenant %q's", i, j, other)
+			}
+			hashes[k.Hash] = t.ID
+			digest, _ := hex.DecodeString(strings.TrimPrefix(k.Hash, HashPrefix))
+			reg.keys = append(reg.keys, storedKey{digest: digest, id: k.ID, tenant: reg.tenants[t.ID]})
+		}
+	}
+	return reg, nil
+}
+
+// Authenticate returns the tenant and key id an API key belongs to. The
+// key's hash is compared with every stored hash in constant time, so the
+// time taken says nothing about which stored hash came close.
+func (r *Registry) Authenticate(key string) (tenant *Tenant, keyID string, ok bool) {
+	if key == "" {
+		return nil, "", false
+	}
+	sum := sha256.Sum256([]byte(key))
+	for _, k := range r.keys {
+		if subtle.ConstantTimeCompare(sum[:], k.digest) == 1 {
+			tenant, keyID, ok = k.tenant, k.id, true
+		}
+	}
+	return tenant, keyID, ok
+}
+
+// Tenant returns a tenant by id.
+func (r *Registry) Tenant(id string) (*Tenant, bool) {
+	t, ok := r.tenants[id]
+	return t, ok
+}
+
+// Retention is session.Config.Retention for these tenants: a tenant's own
+// retention, the defaults for any other.
+func (r *Registry) Retention(tenant string) session.Retention {
+	if t, ok := r.tenants[tenant]; ok {
+		return t.Retention()
+	}
+	return session.DefaultRetention
+}
+
+var validate = newValidator()
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		return name
+	})
+	_ = v.RegisterValidation("tenantid", func(fl validator.FieldLevel) bool {
+		return persistence.ValidTenantID(fl.Field().String())
+	})
+	_ = v.RegisterValidation("keyhash", func(fl validator.FieldLevel) bool {
+		return keyHashPattern.MatchString(fl.Field().String())
+	})
+	return v
+}
+
+// fieldError turns the first validation failure into "tenants file:
+// tenants[0].apiKeys[1].hash: <why>".
+func fieldError(err error) error {
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) || len(verrs) == 0 {
+		return fmt.Errorf("tenants file: %w", err)
+	}
+	fe := verrs[0]
+	path := fe.Namespace()
+	if _, rest, ok := strings.Cut(path, "."); ok {
+		path = rest // drop the root type name
+	}
+	return fmt.Errorf("tenants file: %s: %s", path, explain(fe))
+}
+
+func explain(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "min":
+		return "needs at least " + fe.Param() + " entry"
+	case "tenantid":
+		return fmt.Sprintf("%q is not a tenant id (1-64 of a-z 0-9 _ -)", fe.Value())
+	case "keyhash":
+		return `must be "sha256:" and 64 lowercase hex digits (parley hash-key prints it)`
+	case "oneof":
+		return fmt.Sprintf("%v is not one of: %s", fe.Value(), fe.Param())
+	case "gte":
+		return "must be " + fe.Param() + " or more"
+	case "lte", "max":
+		return "must be at most " + fe.Param()
+	case "printascii":
+		return "must be printable ASCII"
+	}
+	return "fails " + fe.Tag()
+}

@@ -1,0 +1,107 @@
+// Package tenants is the tenants file: who may call Parley (API keys, kept
+// only as SHA-256 hashes) and each tenant's limits — rate limits, session
+// retention, model. It is loaded and validated once at start; a bad file
+// stops the node with an error naming the field.
+package tenants
+
+import (
+	"time"
+
+	"github.com/parley-chat/parley/actors/session"
+)
+
+// File is the tenants file's shape (docs/tenants.md).
+type File struct {
+	Tenants []Tenant `json:"tenants" validate:"required,min=1,dive"`
+}
+
+// Tenant is one tenant's keys and limits. Zero limits take the defaults
+// below.
+type Tenant struct {
+	ID        string    `json:"id" validate:"required,tenantid"`
+	APIKeys   []APIKey  `json:"apiKeys" validate:"required,min=1,dive"`
+	RateLimit RateLimit `json:"rateLimit"`
+	Sessions  Sessions  `json:"sessions"`
+	Model     Model     `json:"model"`
+}
+
+// APIKey is one key of a tenant: an id (the rate-limit "user" when a
+// request has no X-User-Id) and the key's hash, "sha256:" + 64 hex digits
+// (`parley hash-key` prints it).
+type APIKey struct {
+	ID   string `json:"id" validate:"required,max=64,printascii"`
+	Hash string `json:"hash" validate:"required,keyhash"`
+}
+
+// RateLimit is a tenant's limits per minute (sliding window) and burst.
+type RateLimit struct {
+	PerMinute            int        `json:"perMinute" validate:"gte=0"`
+	Burst                int        `json:"burst" validate:"gte=0"`
+	User                 ScopeLimit `json:"user"`
+	IP                   ScopeLimit `json:"ip"`
+	OnLimiterUnavailable string     `json:"onLimiterUnavailable" validate:"omitempty,oneof=open closed"`
+}
+
+// ScopeLimit is a per-user or per-IP limit.
+type ScopeLimit struct {
+	PerMinute int `json:"perMinute" validate:"gte=0"`
+}
+
+// Sessions is a tenant's chat-session retention.
+type Sessions struct {
+	MaxMessages   int `json:"maxMessages" validate:"gte=0,lte=1000000"`
+	RetentionDays int `json:"retentionDays" validate:"gte=0,lte=36500"`
+}
+
+// Model names the model a tenant's sessions use and the prompt template
+// it is given.
+type Model struct {
+	Name           string `json:"name" validate:"omitempty,oneof=mock"`
+	PromptTemplate string `json:"promptTemplate" validate:"max=65536"`
+}
+
+// Defaults for every limit a tenant leaves at zero.
+const (
+	DefaultPerMinute      = 600
+	DefaultBurst          = 60
+	DefaultUserPerMinute  = 120
+	DefaultIPPerMinute    = 300
+	DefaultUnavailable    = "open"
+	DefaultMaxMessages    = 1000
+	DefaultRetentionDays  = 30
+	DefaultModel          = "mock"
+	DefaultPromptTemplate = "You are a helpful assistant."
+)
+
+// withDefaults fills zero limits.
+func (t Tenant) withDefaults() Tenant {
+	set := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	set(&t.RateLimit.PerMinute, DefaultPerMinute)
+	set(&t.RateLimit.Burst, DefaultBurst)
+	set(&t.RateLimit.User.PerMinute, DefaultUserPerMinute)
+	set(&t.RateLimit.IP.PerMinute, DefaultIPPerMinute)
+	set(&t.Sessions.MaxMessages, DefaultMaxMessages)
+	set(&t.Sessions.RetentionDays, DefaultRetentionDays)
+	if t.RateLimit.OnLimiterUnavailable == "" {
+		t.RateLimit.OnLimiterUnavailable = DefaultUnavailable
+	}
+	if t.Model.Name == "" {
+		t.Model.Name = DefaultModel
+	}
+	if t.Model.PromptTemplate == "" {
+		t.Model.PromptTemplate = DefaultPromptTemplate
+	}
+	return t
+}
+
+// Retention is the tenant's session retention for the ChatSession grain.
+func (t *Tenant) Retention() session.Retention {
+	return session.Retention{
+		MaxMessages: t.Sessions.MaxMessages,
+		MaxAge:      time.Duration(t.Sessions.RetentionDays) * 24 * time.Hour,
+	}
+}

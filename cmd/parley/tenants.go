@@ -1,0 +1,81 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parley-chat/parley/actors/tenants"
+)
+
+// demoTenant is the tenant `make run` creates when no tenants file is given.
+const demoTenant = "demo"
+
+// loadTenants loads --tenants, or, without one, the data dir's
+// tenants.json, creating it with a demo tenant on first run and printing
+// that tenant's key to out: the only time the key is ever shown.
+func loadTenants(cfg serveConfig, out io.Writer) (*tenants.Registry, error) {
+	if cfg.TenantsFile != "" {
+		reg, err := tenants.Load(cfg.TenantsFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--tenants: %w", err)}
+		}
+		return reg, nil
+	}
+	path := filepath.Join(cfg.DataDir, "tenants.json")
+	reg, err := tenants.Load(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return reg, nil
+	}
+	key, err := newAPIKey()
+	if err != nil {
+		return nil, err
+	}
+	file := tenants.File{Tenants: []tenants.Tenant{{
+		ID:      demoTenant,
+		APIKeys: []tenants.APIKey{{ID: "dev", Hash: tenants.HashKey(key)}},
+	}}}
+	body, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, append(body, '\n'), 0o600); err != nil {
+		return nil, usageError{fmt.Errorf("--data-dir: writing the demo tenants file: %w", err)}
+	}
+	fmt.Fprintf(out, "Created %s with tenant %q. Its development API key, shown only this once:\n\n    %s\n\nTry: curl -N -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n       -d '{\"sessionId\":\"5f0c6e3a-8d7b-4b1e-9a53-2f3b1c9d7e10\",\"message\":\"Hello\"}' http://%s/chat\n\n",
+		path, demoTenant, key, key, cfg.HTTPAddr)
+	return tenants.Load(path)
+}
+
+func newAPIKey() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "pk_dev_" + hex.EncodeToString(b[:]), nil
+}
+
+// hashKey is `parley hash-key`: it reads one API key from stdin and prints
+// the hash a tenants file stores for it.
+func hashKey(stdin io.Reader, stdout io.Writer) error {
+	line, err := io.ReadAll(io.LimitReader(stdin, 4096))
+	if err != nil {
+		return err
+	}
+	key := strings.TrimRight(string(line), "\r\n")
+	if key == "" || strings.ContainsAny(key, "\r\n") {
+		return usageError{errors.New("hash-key: give exactly one API key on stdin, e.g. echo -n \"$KEY\" | parley hash-key")}
+	}
+	fmt.Fprintln(stdout, tenants.HashKey(key))
+	return nil
+}
