@@ -28,18 +28,23 @@ func (g *grain) append(ctx actor.Context, req *Append) {
 		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
 		return
 	}
-	id, err := uuid.NewV7()
+	msg, err := g.store(persistence.Role(req.Role), req.Content, int(req.TokenCount))
 	if err != nil {
 		g.fail(ctx, "append", err)
 		return
 	}
-	msg := persistence.Message{
-		ID:         id.String(),
-		Role:       persistence.Role(req.Role),
-		Content:    req.Content,
-		TokenCount: int(req.TokenCount),
-		CreatedAt:  g.cfg.Clock.Now(),
+	ctx.Respond(&Appended{Message: toProto(msg)})
+}
+
+// store appends one message as the session's newest. When another
+// activation of this session (a membership change in progress) appended
+// first, it reloads the sequence and goes after that message.
+func (g *grain) store(role persistence.Role, content string, tokens int) (persistence.Message, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return persistence.Message{}, err
 	}
+	msg := persistence.Message{ID: id.String(), Role: role, Content: content, TokenCount: tokens, CreatedAt: g.cfg.Clock.Now()}
 	opts := persistence.AppendOptions{MaxMessages: g.retention.MaxMessages}
 	for attempt := 1; ; attempt++ {
 		msg.Seq = g.lastSeq + 1
@@ -49,19 +54,14 @@ func (g *grain) append(ctx actor.Context, req *Append) {
 		if err == nil {
 			g.lastSeq = meta.LastSeq
 			g.remember(msg)
-			ctx.Respond(&Appended{Message: toProto(msg)})
-			return
+			return msg, nil
 		}
 		if !errors.Is(err, persistence.ErrSequenceConflict) || attempt == appendAttempts {
-			g.fail(ctx, "append", err)
-			return
+			return persistence.Message{}, err
 		}
-		// Another activation of this session (a membership change in
-		// progress) appended first: take up its sequence and go after it.
 		g.cfg.Logger.Info("session written elsewhere; reloading", "tenant", g.key.Tenant, "session", g.key.Session, "lastSeq", g.lastSeq)
 		if err := g.load(); err != nil {
-			g.fail(ctx, "append", err)
-			return
+			return persistence.Message{}, err
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -39,6 +40,14 @@ type Config struct {
 	TailSize int
 	// StoreTimeout bounds one storage call. Default 5 s.
 	StoreTimeout time.Duration
+	// Model writes replies to Chat; model.Mock{} when nil.
+	Model model.Model
+	// Prompt returns a tenant's prompt template; none when nil.
+	Prompt func(tenant string) string
+	// ReplyTimeout bounds one model reply. Default 2 minutes.
+	ReplyTimeout time.Duration
+	// OnActivate is called once per activation (for metrics); may be nil.
+	OnActivate func()
 	// Logger receives the grain's logs; discarded when nil.
 	Logger *slog.Logger
 }
@@ -69,6 +78,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StoreTimeout == 0 {
 		c.StoreTimeout = d.StoreTimeout
+	}
+	if c.Model == nil {
+		c.Model = model.Mock{}
+	}
+	if c.Prompt == nil {
+		c.Prompt = func(string) string { return "" }
+	}
+	if c.ReplyTimeout == 0 {
+		c.ReplyTimeout = 2 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -50,6 +50,7 @@ type grain struct {
 
 	lastActive time.Time
 	idle       clock.Timer
+	replying   bool // a model reply is in progress
 }
 
 // idleCheck is the grain's own reminder to see whether it has been idle
@@ -75,10 +76,19 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *Clear:
 		g.touch()
 		g.clear(ctx)
+	case *Chat:
+		g.touch()
+		g.chat(ctx, msg)
+	case *replyFinished:
+		g.touch()
+		g.replyDone(ctx, msg)
 	}
 }
 
 func (g *grain) started(ctx actor.Context) {
+	if g.cfg.OnActivate != nil {
+		g.cfg.OnActivate()
+	}
 	ci := cluster.GetClusterIdentity(ctx)
 	g.key, g.keyErr = ParseIdentity(ci.Identity)
 	if g.keyErr == nil {

@@ -23,6 +23,9 @@ func (g *grain) scheduleIdleCheck(ctx actor.Context, d time.Duration) {
 // answered as dead letters and retried by cluster.Node.Request.
 func (g *grain) checkIdle(ctx actor.Context) {
 	idleFor := g.cfg.Clock.Now().Sub(g.lastActive)
+	if g.replying {
+		idleFor = 0 // a reply in progress is activity
+	}
 	if idleFor < g.cfg.IdleTimeout {
 		g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout-idleFor)
 		return

@@ -461,6 +461,284 @@ func (x *Failure) GetMessage() string {
 	return ""
 }
 
+// Chat stores a user message and starts the assistant's reply, answering
+// at once with ChatStarted (or a Failure: "conflict" while another reply of
+// this session is in progress). The reply then streams to the actor
+// reply_address/reply_id as Token messages, ended by exactly one ReplyDone
+// or ReplyFailed. The reply is written and stored even if nobody listens
+// any more.
+type Chat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Content       string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	ReplyAddress  string                 `protobuf:"bytes,2,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId       string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Chat) Reset() {
+	*x = Chat{}
+	mi := &file_actors_session_session_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Chat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Chat) ProtoMessage() {}
+
+func (x *Chat) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Chat.ProtoReflect.Descriptor instead.
+func (*Chat) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Chat) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *Chat) GetReplyAddress() string {
+	if x != nil {
+		return x.ReplyAddress
+	}
+	return ""
+}
+
+func (x *Chat) GetReplyId() string {
+	if x != nil {
+		return x.ReplyId
+	}
+	return ""
+}
+
+// ChatStarted answers Chat: the stored user message.
+type ChatStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserMessage   *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatStarted) Reset() {
+	*x = ChatStarted{}
+	mi := &file_actors_session_session_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatStarted) ProtoMessage() {}
+
+func (x *ChatStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatStarted.ProtoReflect.Descriptor instead.
+func (*ChatStarted) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ChatStarted) GetUserMessage() *Message {
+	if x != nil {
+		return x.UserMessage
+	}
+	return nil
+}
+
+// Token is one token of a reply, index 0, 1, 2… in order.
+type Token struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_actors_session_session_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Token) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Token) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// ReplyDone ends a reply: the stored assistant message and its usage.
+type ReplyDone struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Message          *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	PromptTokens     int32                  `protobuf:"varint,2,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int32                  `protobuf:"varint,3,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReplyDone) Reset() {
+	*x = ReplyDone{}
+	mi := &file_actors_session_session_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyDone) ProtoMessage() {}
+
+func (x *ReplyDone) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyDone.ProtoReflect.Descriptor instead.
+func (*ReplyDone) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReplyDone) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ReplyDone) GetPromptTokens() int32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *ReplyDone) GetCompletionTokens() int32 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+// ReplyFailed ends a reply that could not be completed or stored.
+type ReplyFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyFailed) Reset() {
+	*x = ReplyFailed{}
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyFailed) ProtoMessage() {}
+
+func (x *ReplyFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyFailed.ProtoReflect.Descriptor instead.
+func (*ReplyFailed) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReplyFailed) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ReplyFailed) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
@@ -492,6 +770,22 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\aCleared\"7\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"`\n" +
+	"\x04Chat\x12\x18\n" +
+	"\acontent\x18\x01 \x01(\tR\acontent\x12#\n" +
+	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
+	"\breply_id\x18\x03 \x01(\tR\areplyId\"I\n" +
+	"\vChatStarted\x12:\n" +
+	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\"1\n" +
+	"\x05Token\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x90\x01\n" +
+	"\tReplyDone\x121\n" +
+	"\amessage\x18\x01 \x01(\v2\x17.parley.session.MessageR\amessage\x12#\n" +
+	"\rprompt_tokens\x18\x02 \x01(\x05R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\";\n" +
+	"\vReplyFailed\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessageB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
@@ -506,25 +800,32 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_actors_session_session_proto_goTypes = []any{
-	(*Message)(nil),  // 0: parley.session.Message
-	(*Append)(nil),   // 1: parley.session.Append
-	(*Appended)(nil), // 2: parley.session.Appended
-	(*History)(nil),  // 3: parley.session.History
-	(*Page)(nil),     // 4: parley.session.Page
-	(*Clear)(nil),    // 5: parley.session.Clear
-	(*Cleared)(nil),  // 6: parley.session.Cleared
-	(*Failure)(nil),  // 7: parley.session.Failure
+	(*Message)(nil),     // 0: parley.session.Message
+	(*Append)(nil),      // 1: parley.session.Append
+	(*Appended)(nil),    // 2: parley.session.Appended
+	(*History)(nil),     // 3: parley.session.History
+	(*Page)(nil),        // 4: parley.session.Page
+	(*Clear)(nil),       // 5: parley.session.Clear
+	(*Cleared)(nil),     // 6: parley.session.Cleared
+	(*Failure)(nil),     // 7: parley.session.Failure
+	(*Chat)(nil),        // 8: parley.session.Chat
+	(*ChatStarted)(nil), // 9: parley.session.ChatStarted
+	(*Token)(nil),       // 10: parley.session.Token
+	(*ReplyDone)(nil),   // 11: parley.session.ReplyDone
+	(*ReplyFailed)(nil), // 12: parley.session.ReplyFailed
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
 	0, // 1: parley.session.Page.messages:type_name -> parley.session.Message
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0, // 2: parley.session.ChatStarted.user_message:type_name -> parley.session.Message
+	0, // 3: parley.session.ReplyDone.message:type_name -> parley.session.Message
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_actors_session_session_proto_init() }
@@ -538,7 +839,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -129,6 +129,15 @@ func (r *Registry) Retention(tenant string) session.Retention {
 	return session.DefaultRetention
 }
 
+// Prompt is session.Config.Prompt for these tenants: a tenant's prompt
+// template, the default for any other.
+func (r *Registry) Prompt(tenant string) string {
+	if t, ok := r.tenants[tenant]; ok {
+		return t.Model.PromptTemplate
+	}
+	return DefaultPromptTemplate
+}
+
 var validate = newValidator()
 
 func newValidator() *validator.Validate {

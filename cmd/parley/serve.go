@@ -16,6 +16,7 @@ import (
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
@@ -118,7 +119,15 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	undo = append(undo, func() { _ = store.Close() })
 
-	sessions, err := session.NewKind(session.Config{Store: store, Retention: registry.Retention, Logger: logger.With("component", "session")})
+	metrics := edge.NewMetrics()
+	sessions, err := session.NewKind(session.Config{
+		Store:      store,
+		Retention:  registry.Retention,
+		Model:      model.Mock{TokenDelay: cfg.MockTokenDelay},
+		Prompt:     registry.Prompt,
+		OnActivate: func() { metrics.GrainActivated(session.Kind) },
+		Logger:     logger.With("component", "session"),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +153,15 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	})
 
 	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
-	handler, err := edge.New(edge.Config{NodeName: cfg.NodeName, Health: n, Logger: logger.With("component", "http")})
+	handler, err := edge.New(edge.Config{
+		NodeName: cfg.NodeName,
+		Health:   n,
+		Tenants:  registry,
+		Grains:   member,
+		System:   member.System(),
+		Metrics:  metrics,
+		Logger:   logger.With("component", "http"),
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -1,13 +1,17 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
 )
 
@@ -16,9 +20,22 @@ type fakeHealth struct{ err error }
 func (f fakeHealth) Ready() error { return f.err }
 func (f fakeHealth) Members() any { return []string{"node-a", "node-b"} }
 
+// noGrains fails every grain call and counts them, for tests that must
+// show a request never reached a grain.
+type noGrains struct{ calls atomic.Int32 }
+
+func (g *noGrains) Request(context.Context, string, string, any) (any, error) {
+	g.calls.Add(1)
+	return nil, errors.New("no grains in this test")
+}
+
 func newTestEdge(t *testing.T, h Health) http.Handler {
 	t.Helper()
-	handler, err := New(Config{NodeName: "node-a", Health: h, Logger: testkit.NewLogger(t)})
+	reg, err := tenants.Parse(strings.NewReader(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "` + tenants.HashKey("k") + `"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := New(Config{NodeName: "node-a", Health: h, Tenants: reg, Grains: &noGrains{}, System: testkit.NewActorSystem(t), Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,10 +28,18 @@ type ErrorDetail struct {
 
 // Error codes of the contract (docs/http.md lists them with their status).
 const (
-	CodeNotFound         = "not_found"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeNotReady         = "not_ready"
-	CodeInternal         = "internal"
+	CodeBadRequest       = "bad_request"            // 400: malformed JSON, unknown field, wrong type, bad query
+	CodeValidation       = "validation_failed"      // 400: well-formed but invalid fields (see details)
+	CodeUnauthorized     = "unauthorized"           // 401: missing or unknown API key
+	CodeNotFound         = "not_found"              // 404
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+	CodeConflict         = "conflict"               // 409: a reply is already in progress in the session
+	CodeTooLarge         = "payload_too_large"      // 413: body over the limit
+	CodeUnsupportedType  = "unsupported_media_type" // 415: not application/json
+	CodeRateLimited      = "rate_limited"           // 429
+	CodeInternal         = "internal"               // 500
+	CodeNotReady         = "not_ready"              // 503 from /readyz
+	CodeUnavailable      = "unavailable"            // 503: the session could not be reached; retry
 )
 
 // writeError writes the contract's error body with status. It is the one

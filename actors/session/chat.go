@@ -1,0 +1,102 @@
+package session
+
+import (
+	"context"
+	"strings"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// CodeConflict: a reply of this session is already in progress.
+const CodeConflict = "conflict"
+
+// replyFinished is what the reply's goroutine tells the grain when the
+// model is done.
+type replyFinished struct {
+	to      *actor.PID
+	content string
+	usage   model.Usage
+	err     error
+}
+
+// chat stores the user's message, answers ChatStarted, and runs the model
+// on its own goroutine so the grain keeps serving (a second Chat gets
+// "conflict" at once, History still answers). Tokens go straight from that
+// goroutine to the requester's PID; the grain stores the reply when the
+// model finishes, whether or not anyone is still listening.
+func (g *grain) chat(ctx actor.Context, req *Chat) {
+	if !g.ready(ctx) {
+		return
+	}
+	if g.replying {
+		ctx.Respond(&Failure{Code: CodeConflict, Message: "a reply is already in progress in this session"})
+		return
+	}
+	if err := checkAppend(&Append{Role: string(persistence.RoleUser), Content: req.Content}); err != nil || req.ReplyId == "" {
+		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
+		return
+	}
+	history := g.turns()
+	user, err := g.store(persistence.RoleUser, req.Content, model.CountTokens(req.Content))
+	if err != nil {
+		g.fail(ctx, "chat", err)
+		return
+	}
+	g.replying = true
+	ctx.Respond(&ChatStarted{UserMessage: toProto(user)})
+
+	to := actor.NewPID(req.ReplyAddress, req.ReplyId)
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	mreq := model.Request{Prompt: g.cfg.Prompt(g.key.Tenant), History: history, Message: req.Content}
+	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
+	go func() {
+		mctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var reply strings.Builder
+		index := int32(0)
+		usage, err := m.Stream(mctx, mreq, func(token string) error {
+			root.Send(to, &Token{Index: index, Text: token})
+			reply.WriteString(token)
+			index++
+			return nil
+		})
+		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err})
+	}()
+}
+
+// replyDone stores a finished reply and tells the requester.
+func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
+	g.replying = false
+	if done.err != nil {
+		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
+		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the model failed to complete the reply"})
+		return
+	}
+	msg, err := g.store(persistence.RoleAssistant, done.content, done.usage.CompletionTokens)
+	if err != nil {
+		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
+		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the reply could not be stored"})
+		return
+	}
+	ctx.Send(done.to, &ReplyDone{
+		Message:          toProto(msg),
+		PromptTokens:     int32(done.usage.PromptTokens),
+		CompletionTokens: int32(done.usage.CompletionTokens),
+	})
+}
+
+// turns is the history a reply is given: the in-memory tail, oldest first,
+// without what retention already hides.
+func (g *grain) turns() []model.Turn {
+	nb := g.notBefore()
+	var out []model.Turn
+	for _, m := range g.tail {
+		if !m.CreatedAt.Before(nb) {
+			out = append(out, model.Turn{Role: string(m.Role), Content: m.Content})
+		}
+	}
+	return out
+}

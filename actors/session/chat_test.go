@@ -1,0 +1,99 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/actors/testkit"
+	"github.com/parley-chat/parley/persistence"
+)
+
+// gatedModel emits its reply's tokens one per value sent on next, so a
+// test controls when the reply progresses.
+type gatedModel struct{ next chan struct{} }
+
+func (m gatedModel) Stream(ctx context.Context, req model.Request, emit func(string) error) (model.Usage, error) {
+	u := model.Usage{PromptTokens: 1}
+	for _, tok := range model.Tokens(model.MockReply(req)) {
+		select {
+		case <-m.next:
+		case <-ctx.Done():
+			return u, ctx.Err()
+		}
+		if err := emit(tok); err != nil {
+			return u, err
+		}
+		u.CompletionTokens++
+	}
+	return u, nil
+}
+
+func TestChatStreamsTokensThenStoresTheReply(t *testing.T) {
+	e := newEnv(t, session.DefaultRetention)
+	gate := gatedModel{next: make(chan struct{})}
+	props, err := session.Props(session.Config{Store: e.store, Clock: e.clock, Model: gate, Logger: testkit.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := testkit.SpawnGrain(t, e.system, props, session.Kind, newIdentity(t, "acme"))
+	listener := testkit.NewProbe(t, e.system)
+	chat := &session.Chat{Content: "hello there", ReplyAddress: listener.PID().Address, ReplyId: listener.PID().Id}
+
+	started := ask[*session.ChatStarted](e, pid, chat)
+	if started.UserMessage.Seq != 1 || started.UserMessage.Content != "hello there" || started.UserMessage.TokenCount != 2 {
+		t.Fatalf("user message %+v", started.UserMessage)
+	}
+	// One reply per session at a time.
+	if f := ask[*session.Failure](e, pid, chat); f.Code != session.CodeConflict {
+		t.Fatalf("second chat during a reply: %+v", f)
+	}
+
+	want := model.Tokens(model.MockReply(model.Request{Message: "hello there"}))
+	var got []string
+	for i := range want {
+		gate.next <- struct{}{}
+		tok := testkit.ExpectMessage[*session.Token](listener, 5*time.Second)
+		if tok.Index != int32(i) {
+			t.Fatalf("token %d has index %d", i, tok.Index)
+		}
+		got = append(got, tok.Text)
+	}
+	done := testkit.ExpectMessage[*session.ReplyDone](listener, 5*time.Second)
+	if done.Message.Role != "assistant" || done.Message.Content != strings.Join(got, "") || done.Message.Seq != 2 ||
+		done.CompletionTokens != int32(len(want)) || done.Message.TokenCount != int32(len(want)) {
+		t.Fatalf("done %+v after tokens %q", done, got)
+	}
+	page := ask[*session.Page](e, pid, &session.History{})
+	if len(page.Messages) != 2 || page.Messages[0].Id != done.Message.Id {
+		t.Fatalf("history %+v", page.Messages)
+	}
+	// The session takes the next chat once the reply is stored.
+	ask[*session.ChatStarted](e, pid, chat)
+}
+
+func TestReplyIsStoredEvenIfNobodyListens(t *testing.T) {
+	e := newEnv(t, session.DefaultRetention)
+	identity := newIdentity(t, "acme")
+	key, _ := session.ParseIdentity(identity)
+	pid := e.spawn(identity)
+	gone := testkit.NewProbe(t, e.system)
+	e.system.Root.Stop(gone.PID()) // the client disconnected before the first token
+	ask[*session.ChatStarted](e, pid, &session.Chat{Content: "anyone?", ReplyAddress: gone.PID().Address, ReplyId: gone.PID().Id})
+	testkit.Eventually(t, 5*time.Second, func() error {
+		msgs, err := e.store.Page(context.Background(), key, 0, 10, time.Time{})
+		if err != nil {
+			return err
+		}
+		if len(msgs) != 2 || msgs[0].Role != persistence.RoleAssistant {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+var errNotYet = errors.New("reply not stored yet")

@@ -1,0 +1,272 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/cluster"
+)
+
+// chatRequest is the body of POST /chat.
+type chatRequest struct {
+	SessionID string `json:"sessionId" validate:"required,uuid"`
+	Message   string `json:"message" validate:"required,min=1,max=10000"`
+	Stream    *bool  `json:"stream"`
+}
+
+// Usage is a reply's token usage.
+type Usage struct {
+	PromptTokens     int `json:"promptTokens"`
+	CompletionTokens int `json:"completionTokens"`
+	TotalTokens      int `json:"totalTokens"`
+}
+
+// doneEvent is the data of the SSE `done` event.
+type doneEvent struct {
+	MessageID string `json:"messageId"`
+	Usage     Usage  `json:"usage"`
+	LatencyMs int64  `json:"latencyMs"`
+	TTFTMs    int64  `json:"ttftMs"`
+	TraceID   string `json:"traceId"`
+}
+
+// chatResponse is the body of POST /chat with "stream": false.
+type chatResponse struct {
+	Message   messageJSON `json:"message"`
+	Usage     Usage       `json:"usage"`
+	LatencyMs int64       `json:"latencyMs"`
+	TTFTMs    int64       `json:"ttftMs"`
+	TraceID   string      `json:"traceId"`
+}
+
+// replyStream is the edge end of one reply: an actor on this node that
+// the session grain sends tokens to, feeding a bounded channel the
+// handler drains. When the channel is full (the client reads slower than
+// the model writes) the stream is abandoned, never buffered without bound.
+type replyStream struct {
+	pid      *actor.PID
+	events   chan any
+	overflow chan struct{}
+	once     sync.Once
+}
+
+func (s *server) openStream() *replyStream {
+	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{})}
+	props := actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *session.Token, *session.ReplyDone, *session.ReplyFailed:
+			select {
+			case rs.events <- m:
+			default:
+				rs.once.Do(func() { close(rs.overflow) })
+			}
+		}
+	})
+	rs.pid = s.cfg.System.Root.SpawnPrefix(props, "reply")
+	return rs
+}
+
+func (s *server) closeStream(rs *replyStream) { s.cfg.System.Root.Stop(rs.pid) }
+
+func (s *server) chat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req chatRequest
+	if rerr := decodeJSON(r, &req); rerr != nil {
+		rerr.write(w)
+		return
+	}
+	tenant := tenantOf(r.Context())
+	identity, err := session.Identity(tenant.ID, strings.ToLower(req.SessionID))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
+		return
+	}
+
+	rs := s.openStream()
+	defer s.closeStream(rs)
+	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
+		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id,
+	})
+	if err != nil {
+		s.grainError(w, r, err)
+		return
+	}
+	if _, ok := res.(*session.ChatStarted); !ok {
+		s.grainReply(w, res)
+		return
+	}
+	if req.Stream == nil || *req.Stream {
+		s.streamReply(w, r, rs, start)
+		return
+	}
+	s.wholeReply(w, r, rs, start)
+}
+
+// streamReply relays the reply as Server-Sent Events, flushing each token
+// as it arrives, with heartbeat comments while idle.
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, start time.Time) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	s.cfg.Metrics.streams.Inc()
+	defer s.cfg.Metrics.streams.Dec()
+
+	traceID := w.Header().Get(HeaderTraceID)
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	stall := time.NewTimer(s.cfg.StallTimeout)
+	defer stall.Stop()
+	var ttft time.Duration
+	send := func(event, id string, data any) bool {
+		body, _ := json.Marshal(data)
+		var b strings.Builder
+		if id != "" {
+			b.WriteString("id: " + id + "\n")
+		}
+		b.WriteString("event: " + event + "\ndata: ")
+		b.Write(body)
+		b.WriteString("\n\n")
+		if _, err := w.Write([]byte(b.String())); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	fail := func(code, message string) {
+		send("error", "", ErrorBody{Error: ErrorInfo{Code: code, Message: message}, TraceID: traceID})
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			// The client went away: stop writing and free the PID now
+			// (deferred); the grain finishes and stores the reply anyway.
+			return
+		case <-rs.overflow:
+			fail("slow_consumer", "the client read too slowly; the reply is stored in the session's history")
+			return
+		case <-heartbeat.C:
+			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-stall.C:
+			fail(CodeUnavailable, "the session stopped answering; the reply may still be stored in the session's history")
+			return
+		case ev := <-rs.events:
+			stall.Reset(s.cfg.StallTimeout)
+			switch m := ev.(type) {
+			case *session.Token:
+				if ttft == 0 {
+					ttft = time.Since(start)
+					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+				}
+				if !send("token", fmt.Sprint(m.Index), map[string]string{"text": m.Text}) {
+					return
+				}
+			case *session.ReplyDone:
+				send("done", "", doneEvent{
+					MessageID: m.Message.Id,
+					Usage:     usage(m),
+					LatencyMs: time.Since(start).Milliseconds(),
+					TTFTMs:    ttft.Milliseconds(),
+					TraceID:   traceID,
+				})
+				return
+			case *session.ReplyFailed:
+				fail(CodeUnavailable, m.Message)
+				return
+			}
+		}
+	}
+}
+
+// wholeReply waits for the whole reply and answers it as one JSON body.
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, start time.Time) {
+	var ttft time.Duration
+	stall := time.NewTimer(s.cfg.StallTimeout)
+	defer stall.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-rs.overflow:
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "reply too large to buffer; read it from the session's history")
+			return
+		case <-stall.C:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session stopped answering; the reply may still be stored in its history")
+			return
+		case ev := <-rs.events:
+			stall.Reset(s.cfg.StallTimeout)
+			switch m := ev.(type) {
+			case *session.Token:
+				if ttft == 0 {
+					ttft = time.Since(start)
+					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+				}
+			case *session.ReplyDone:
+				writeJSON(w, http.StatusOK, chatResponse{
+					Message:   toJSON(m.Message),
+					Usage:     usage(m),
+					LatencyMs: time.Since(start).Milliseconds(),
+					TTFTMs:    ttft.Milliseconds(),
+					TraceID:   w.Header().Get(HeaderTraceID),
+				})
+				return
+			case *session.ReplyFailed:
+				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, m.Message)
+				return
+			}
+		}
+	}
+}
+
+func usage(d *session.ReplyDone) Usage {
+	return Usage{
+		PromptTokens:     int(d.PromptTokens),
+		CompletionTokens: int(d.CompletionTokens),
+		TotalTokens:      int(d.PromptTokens + d.CompletionTokens),
+	}
+}
+
+// grainError maps a failed grain call to 503 (the cluster is re-forming or
+// the node is leaving: retry) or the caller's own cancellation.
+func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		return // the client is gone; nobody reads the answer
+	}
+	s.cfg.Logger.Warn("grain call failed", "err", err, "traceId", w.Header().Get(HeaderTraceID))
+	w.Header().Set("Retry-After", "1")
+	msg := "the session is unavailable; retry shortly"
+	if errors.Is(err, cluster.ErrShuttingDown) {
+		msg = "this node is shutting down; retry on another"
+	}
+	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, msg)
+}
+
+// grainReply answers a grain's Failure (or an unexpected reply).
+func (s *server) grainReply(w http.ResponseWriter, res any) {
+	f, ok := res.(*session.Failure)
+	switch {
+	case !ok:
+		writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf("unexpected reply %T", res))
+	case f.Code == session.CodeConflict:
+		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
+	case f.Code == session.CodeInvalidArgument:
+		writeError(w, http.StatusBadRequest, CodeValidation, f.Message)
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, f.Message)
+	}
+}

@@ -1,0 +1,452 @@
+package edge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/actors/tenants"
+	"github.com/parley-chat/parley/actors/testkit"
+	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence"
+)
+
+const (
+	acmeKey   = "acme-secret-key"
+	globexKey = "globex-secret-key"
+)
+
+// api is an HTTP edge over a real one-node cluster hosting ChatSession
+// grains on an in-memory store.
+type api struct {
+	t      *testing.T
+	url    string
+	node   *cluster.Node
+	grains *countingGrains
+	gate   *gatedModel
+}
+
+// countingGrains passes calls to the node and counts them.
+type countingGrains struct {
+	node  *cluster.Node
+	calls atomic.Int32
+}
+
+func (g *countingGrains) Request(ctx context.Context, identity, kind string, msg any) (any, error) {
+	g.calls.Add(1)
+	return g.node.Request(ctx, identity, kind, msg)
+}
+
+// gatedModel is the mock model, except that while next is non-nil each
+// token waits for a value on it (or for next to be closed).
+type gatedModel struct{ next chan struct{} }
+
+func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(string) error) (model.Usage, error) {
+	if m.next == nil {
+		return model.Mock{}.Stream(ctx, req, emit)
+	}
+	u := model.Usage{PromptTokens: model.CountTokens(req.Message)}
+	for _, tok := range model.Tokens(model.MockReply(req)) {
+		select {
+		case <-m.next:
+		case <-ctx.Done():
+			return u, ctx.Err()
+		}
+		if err := emit(tok); err != nil {
+			return u, err
+		}
+		u.CompletionTokens++
+	}
+	return u, nil
+}
+
+func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
+	t.Helper()
+	store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	a := &api{t: t, gate: &gatedModel{}}
+	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+		kind, err := session.NewKind(session.Config{Store: store, Model: a.gate, Logger: cfg.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Kinds = append(cfg.Kinds, kind)
+	}))
+	a.node = c.Node(0)
+	a.grains = &countingGrains{node: a.node}
+	reg, err := tenants.Parse(strings.NewReader(`{"tenants": [
+		{"id": "acme", "apiKeys": [{"id": "web", "hash": "` + tenants.HashKey(acmeKey) + `"}]},
+		{"id": "globex", "apiKeys": [{"id": "app", "hash": "` + tenants.HashKey(globexKey) + `"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(), Logger: testkit.NewLogger(t)}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	h, err := edge.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	a.url = srv.URL
+	return a
+}
+
+type readyHealth struct{}
+
+func (readyHealth) Ready() error { return nil }
+func (readyHealth) Members() any { return nil }
+
+func (a *api) do(method, path, key, contentType string, body io.Reader) *http.Response {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.url+path, body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func (a *api) chat(key, sessionID, message string, stream bool) *http.Response {
+	a.t.Helper()
+	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %v}`, sessionID, message, stream)
+	return a.do("POST", "/chat", key, "application/json", strings.NewReader(body))
+}
+
+type historyJSON struct {
+	Messages []struct {
+		ID         string `json:"id"`
+		Role       string `json:"role"`
+		Content    string `json:"content"`
+		CreatedAt  string `json:"createdAt"`
+		TokenCount int    `json:"tokenCount"`
+	} `json:"messages"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+func (a *api) history(key, sessionID, query string) historyJSON {
+	a.t.Helper()
+	resp := a.do("GET", "/chat/"+sessionID+"/history"+query, key, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		a.t.Fatalf("history: %d", resp.StatusCode)
+	}
+	var h historyJSON
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		a.t.Fatal(err)
+	}
+	return h
+}
+
+func TestChatStreamsTokensAsServerSentEvents(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	sid := uuid.NewString()
+	resp := a.chat(acmeKey, sid, "hello there", true)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for header, want := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := resp.Header.Get(header); got != want {
+			t.Errorf("%s: %q, want %q", header, got, want)
+		}
+	}
+	traceID := resp.Header.Get("X-Trace-Id")
+
+	want := model.Tokens(model.MockReply(model.Request{Message: "hello there"}))
+	var tokens []string
+	var done map[string]any
+	for ev, err := range sse.Read(resp.Body, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Type {
+		case "token":
+			if ev.LastEventID != fmt.Sprint(len(tokens)) {
+				t.Fatalf("token %d has id %q", len(tokens), ev.LastEventID)
+			}
+			var tok struct{ Text string }
+			if err := json.Unmarshal([]byte(ev.Data), &tok); err != nil {
+				t.Fatal(err)
+			}
+			tokens = append(tokens, tok.Text)
+		case "done":
+			if err := json.Unmarshal([]byte(ev.Data), &done); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("unexpected event %q: %s", ev.Type, ev.Data)
+		}
+	}
+	if strings.Join(tokens, "|") != strings.Join(want, "|") {
+		t.Fatalf("tokens %q, want %q", tokens, want)
+	}
+	usage, _ := done["usage"].(map[string]any)
+	if done["traceId"] != traceID || done["messageId"] == "" || usage["completionTokens"] != float64(len(want)) ||
+		usage["totalTokens"] != usage["promptTokens"].(float64)+usage["completionTokens"].(float64) {
+		t.Fatalf("done %v (trace %s)", done, traceID)
+	}
+	for _, f := range []string{"latencyMs", "ttftMs"} {
+		if _, ok := done[f].(float64); !ok {
+			t.Errorf("done lacks %s: %v", f, done)
+		}
+	}
+
+	h := a.history(acmeKey, sid, "")
+	if len(h.Messages) != 2 || h.Messages[0].Role != "assistant" || h.Messages[0].ID != done["messageId"] ||
+		h.Messages[0].Content != strings.Join(want, "") || h.Messages[0].TokenCount != len(want) || h.Messages[1].Content != "hello there" {
+		t.Fatalf("history %+v", h)
+	}
+	if _, err := time.Parse(time.RFC3339, h.Messages[0].CreatedAt); err != nil {
+		t.Errorf("createdAt %q: %v", h.Messages[0].CreatedAt, err)
+	}
+}
+
+func TestChatWithoutStreamAnswersJSON(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	resp := a.chat(acmeKey, uuid.NewString(), "hi", false)
+	var body struct {
+		Message struct{ ID, Role, Content string } `json:"message"`
+		Usage   struct{ CompletionTokens int }     `json:"usage"`
+		TraceID string                             `json:"traceId"`
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Message.Role != "assistant" || body.Message.Content != model.MockReply(model.Request{Message: "hi"}) ||
+		body.Usage.CompletionTokens == 0 || body.TraceID != resp.Header.Get("X-Trace-Id") {
+		t.Fatalf("body %+v", body)
+	}
+}
+
+func errorBody(t *testing.T, resp *http.Response) edge.ErrorBody {
+	t.Helper()
+	var body edge.ErrorBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%d with a non-JSON body: %v", resp.StatusCode, err)
+	}
+	if body.TraceID == "" || body.TraceID != resp.Header.Get("X-Trace-Id") {
+		t.Fatalf("traceId %q, header %q", body.TraceID, resp.Header.Get("X-Trace-Id"))
+	}
+	return body
+}
+
+func TestBadRequestsGetAClear4xxAndReachNoGrain(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	sid := uuid.NewString()
+	valid := fmt.Sprintf(`{"sessionId": %q, "message": "hi"}`, sid)
+	cases := []struct {
+		name, key, contentType, body string
+		status                       int
+		code, field                  string
+	}{
+		{"no key", "", "application/json", valid, 401, edge.CodeUnauthorized, ""},
+		{"unknown key", "nope", "application/json", valid, 401, edge.CodeUnauthorized, ""},
+		{"text body", acmeKey, "text/plain", valid, 415, edge.CodeUnsupportedType, ""},
+		{"malformed JSON", acmeKey, "application/json", `{"sessionId": `, 400, edge.CodeBadRequest, ""},
+		{"not an object", acmeKey, "application/json", `[1,2]`, 400, edge.CodeBadRequest, ""},
+		{"empty body", acmeKey, "application/json", ``, 400, edge.CodeBadRequest, ""},
+		{"unknown field", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "tenant": "globex"}`, sid), 400, edge.CodeBadRequest, "tenant"},
+		{"wrong type", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": 42}`, sid), 400, edge.CodeBadRequest, "message"},
+		{"stream not bool", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "stream": "yes"}`, sid), 400, edge.CodeBadRequest, "stream"},
+		{"trailing data", acmeKey, "application/json", valid + `{}`, 400, edge.CodeBadRequest, ""},
+		{"session not a UUID", acmeKey, "application/json", `{"sessionId": "../../etc", "message": "hi"}`, 400, edge.CodeValidation, "sessionId"},
+		{"empty message", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": ""}`, sid), 400, edge.CodeValidation, "message"},
+		{"message too long", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("é", 10001)), 400, edge.CodeValidation, "message"},
+		{"body over 64 KiB", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("a", 70_000)), 413, edge.CodeTooLarge, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := a.do("POST", "/chat", tc.key, tc.contentType, strings.NewReader(tc.body))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			body := errorBody(t, resp)
+			if body.Error.Code != tc.code {
+				t.Fatalf("code %q, want %q (%s)", body.Error.Code, tc.code, body.Error.Message)
+			}
+			if tc.field != "" && (len(body.Error.Details) == 0 || body.Error.Details[0].Field != tc.field || body.Error.Details[0].Message == "") {
+				t.Fatalf("details %+v, want field %q explained", body.Error.Details, tc.field)
+			}
+		})
+	}
+	if n := a.grains.calls.Load(); n != 0 {
+		t.Fatalf("%d bad requests reached a grain", n)
+	}
+	if h := a.history(acmeKey, sid, ""); len(h.Messages) != 0 {
+		t.Fatalf("bad requests stored %d messages", len(h.Messages))
+	}
+}
+
+func TestSecondChatDuringAReplyIs409(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	a.gate.next = make(chan struct{})
+	sid := uuid.NewString()
+	first := a.chat(acmeKey, sid, "one", true)
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d", first.StatusCode)
+	}
+	second := a.chat(acmeKey, sid, "two", true)
+	if second.StatusCode != http.StatusConflict || errorBody(t, second).Error.Code != edge.CodeConflict {
+		t.Fatalf("second: %d", second.StatusCode)
+	}
+	// Another session of the same tenant is not blocked.
+	close(a.gate.next) // let every reply run to its end
+	if other := a.chat(acmeKey, uuid.NewString(), "three", false); other.StatusCode != http.StatusOK {
+		t.Fatalf("other session: %d", other.StatusCode)
+	}
+}
+
+func TestClientDisconnectStillStoresTheReply(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	a.gate.next = make(chan struct{})
+	sid := uuid.NewString()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", a.url+"/chat", strings.NewReader(fmt.Sprintf(`{"sessionId": %q, "message": "bye"}`, sid)))
+	req.Header.Set("Authorization", "Bearer "+acmeKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.gate.next <- struct{}{}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if !strings.HasPrefix(line, "id: 0") {
+		t.Fatalf("first line %q", line)
+	}
+	cancel() // the client goes away after one token
+	resp.Body.Close()
+	close(a.gate.next) // let every reply run to its end
+	testkit.Eventually(t, 10*time.Second, func() error {
+		h := a.history(acmeKey, sid, "")
+		if len(h.Messages) != 2 || h.Messages[0].Role != "assistant" {
+			return fmt.Errorf("history holds %d messages", len(h.Messages))
+		}
+		return nil
+	})
+}
+
+func TestIdleStreamSendsHeartbeats(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *edge.Config) { c.Heartbeat = 20 * time.Millisecond })
+	a.gate.next = make(chan struct{})
+	resp := a.chat(acmeKey, uuid.NewString(), "wait", true)
+	r := bufio.NewReader(resp.Body)
+	line, err := r.ReadString('\n')
+	if err != nil || line != ": ping\n" {
+		t.Fatalf("first line of an idle stream %q (%v), want a ping comment", line, err)
+	}
+	close(a.gate.next)
+}
+
+func TestHistoryPagesAndDeleteOverHTTP(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	sid := uuid.NewString()
+	for i := range 3 {
+		if resp := a.chat(acmeKey, sid, fmt.Sprintf("m%d", i), false); resp.StatusCode != 200 {
+			t.Fatalf("chat %d: %d", i, resp.StatusCode)
+		}
+	}
+	var ids []string
+	query := "?limit=4"
+	for {
+		h := a.history(acmeKey, sid, query)
+		for _, m := range h.Messages {
+			ids = append(ids, m.ID)
+		}
+		if h.NextCursor == nil {
+			break
+		}
+		query = "?limit=4&before=" + *h.NextCursor
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("message %s returned twice", id)
+		}
+		seen[id] = true
+	}
+	if len(ids) != 6 {
+		t.Fatalf("walked %d messages, want 6", len(ids))
+	}
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?before=-1", "?before=abc"} {
+		resp := a.do("GET", "/chat/"+sid+"/history"+q, acmeKey, "", nil)
+		if resp.StatusCode != 400 || errorBody(t, resp).Error.Code != edge.CodeValidation {
+			t.Errorf("%s: %d", q, resp.StatusCode)
+		}
+	}
+	if resp := a.do("GET", "/chat/not-a-uuid/history", acmeKey, "", nil); resp.StatusCode != 400 {
+		t.Errorf("bad session id: %d", resp.StatusCode)
+	}
+
+	// globex's session of the same id is another session.
+	if h := a.history(globexKey, sid, ""); len(h.Messages) != 0 {
+		t.Fatalf("globex sees %d of acme's messages", len(h.Messages))
+	}
+	if resp := a.do("DELETE", "/chat/"+sid, globexKey, "", nil); resp.StatusCode != 204 {
+		t.Fatalf("globex delete: %d", resp.StatusCode)
+	}
+	if h := a.history(acmeKey, sid, ""); len(h.Messages) != 6 {
+		t.Fatalf("globex's delete touched acme: %d left", len(h.Messages))
+	}
+	if resp := a.do("DELETE", "/chat/"+sid, acmeKey, "", nil); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if h := a.history(acmeKey, sid, ""); len(h.Messages) != 0 {
+		t.Fatalf("%d messages after delete", len(h.Messages))
+	}
+}
+
+func TestMetricsAreServedInPrometheusFormat(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	_, _ = io.ReadAll(a.chat(acmeKey, uuid.NewString(), "count me", true).Body) // the whole stream
+	resp := a.do("GET", "/metrics", "", "", nil)
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`parley_http_requests_total{method="POST",route="/chat",status="200"} 1`,
+		`parley_chat_time_to_first_token_seconds_count 1`,
+		`parley_sse_streams_open 0`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package edge
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the node's Prometheus metrics, served at GET /metrics
+// (docs/http.md lists them). Safe for concurrent use.
+type Metrics struct {
+	registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	ttft         prometheus.Histogram
+	streams      prometheus.Gauge
+	activations  *prometheus.CounterVec
+	rateDecision *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics on their own registry, with the Go
+// runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_http_request_duration_seconds", Help: "HTTP request latency (a stream's whole duration for SSE).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"route", "method"}),
+		ttft: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_chat_time_to_first_token_seconds", Help: "Time from a POST /chat arriving to its first token.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_sse_streams_open", Help: "SSE streams open on this node.",
+		}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_grain_activations_total", Help: "Grain activations on this node by kind.",
+		}, []string{"kind"}),
+		rateDecision: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_ratelimit_decisions_total", Help: "Rate-limit decisions by refusing scope (empty when allowed) and decision.",
+		}, []string{"scope", "decision"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// GrainActivated counts one activation of a grain kind.
+func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
+
+func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *Metrics) rateLimitDecision(scope string, allowed bool) {
+	decision := "allowed"
+	if !allowed {
+		decision = "refused"
+	}
+	m.rateDecision.WithLabelValues(scope, decision).Inc()
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}

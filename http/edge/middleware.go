@@ -1,0 +1,178 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-chat/parley/actors/tenants"
+)
+
+// statusRecorder remembers the status a handler wrote, for the access log
+// and metrics, and still lets the handler flush (SSE).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// withAccessLog logs one line per request and feeds the request metrics.
+// Probes (/healthz, /readyz, /metrics) log at debug so they do not drown
+// the log.
+func (s *server) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		elapsed := time.Since(start)
+		s.cfg.Metrics.observeRequest(route, r.Method, rec.status, elapsed)
+		level := slog.LevelInfo
+		if strings.HasSuffix(route, "z") || route == "/metrics" {
+			level = slog.LevelDebug
+		}
+		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "ms", elapsed.Milliseconds(), "traceId", w.Header().Get(HeaderTraceID)}
+		if t := tenantOf(r.Context()); t != nil {
+			attrs = append(attrs, "tenant", t.ID)
+		}
+		s.cfg.Logger.Log(r.Context(), level, "request", attrs...)
+	})
+}
+
+// withBodyLimit refuses bodies over MaxBodyBytes with 413: at once when
+// Content-Length says so, else when the handler reads past the limit.
+func (s *server) withBodyLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is over "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type tenantKey struct{}
+
+type authInfo struct {
+	tenant *tenants.Tenant
+	keyID  string
+}
+
+// tenantOf returns the authenticated tenant (nil before withAuth).
+func tenantOf(ctx context.Context) *tenants.Tenant {
+	if a, ok := ctx.Value(tenantKey{}).(*authInfo); ok {
+		return a.tenant
+	}
+	return nil
+}
+
+// keyIDOf returns the id of the API key the request presented.
+func keyIDOf(ctx context.Context) string {
+	if a, ok := ctx.Value(tenantKey{}).(*authInfo); ok {
+		return a.keyID
+	}
+	return ""
+}
+
+// withAuth resolves the tenant from "Authorization: Bearer <key>"; a
+// missing or unknown key is 401 and nothing further runs. The info is put
+// into the request's context by pointer so the access log, outside this
+// middleware, can name the tenant.
+func (s *server) withAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		tenant, keyID, ok := s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "unknown API key")
+			return
+		}
+		if info, ok := r.Context().Value(tenantKey{}).(*authInfo); ok {
+			info.tenant, info.keyID = tenant, keyID
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withAuthSlot makes room in the context for withAuth's result before the
+// access log runs, so the log line can name the tenant.
+func withAuthSlot(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, &authInfo{})))
+	})
+}
+
+// RateLimiter is the seam the rate-limit middleware calls for every
+// authenticated request (docs/rate-limiting.md). Nil means no limits.
+type RateLimiter interface {
+	Check(r *http.Request, tenant *tenants.Tenant, keyID string) (RateDecision, error)
+}
+
+// RateDecision is a rate-limit verdict for one request: the most
+// restrictive applicable limit, and the scope that refused, if any.
+type RateDecision struct {
+	Allowed    bool
+	Scope      string
+	Limit      int64
+	Remaining  int64
+	Reset      time.Time
+	RetryAfter time.Duration
+}
+
+// withRateLimit asks the RateLimiter, sets the X-RateLimit-* headers on
+// every answer and refuses with 429 when a scope is over its limit.
+func (s *server) withRateLimit(next http.Handler) http.Handler {
+	if s.cfg.RateLimiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.cfg.RateLimiter.Check(r, tenantOf(r.Context()), keyIDOf(r.Context()))
+		if err != nil {
+			s.cfg.Logger.Error("rate limiter", "err", err, "traceId", w.Header().Get(HeaderTraceID))
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable; retry")
+			return
+		}
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+		h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+		s.cfg.Metrics.rateLimitDecision(d.Scope, d.Allowed)
+		if !d.Allowed {
+			secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
+			h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded for scope "+d.Scope)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
