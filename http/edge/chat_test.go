@@ -54,9 +54,15 @@ func (g *countingGrains) Request(ctx context.Context, identity, kind string, msg
 
 // gatedModel is the mock model, except that while next is non-nil each
 // token waits for a value on it (or for next to be closed).
-type gatedModel struct{ next chan struct{} }
+type gatedModel struct {
+	next chan struct{}
+	fail bool // behave as failingModel
+}
 
 func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(string) error) (model.Usage, error) {
+	if m.fail {
+		return failingModel{}.Stream(ctx, req, emit)
+	}
 	if m.next == nil {
 		return model.Mock{}.Stream(ctx, req, emit)
 	}
@@ -448,5 +454,37 @@ func TestMetricsAreServedInPrometheusFormat(t *testing.T) {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// failingModel writes two tokens and then fails.
+type failingModel struct{}
+
+func (failingModel) Stream(_ context.Context, _ model.Request, emit func(string) error) (model.Usage, error) {
+	_ = emit("half")
+	_ = emit(" a")
+	return model.Usage{}, fmt.Errorf("upstream model crashed")
+}
+
+func TestModelFailureMidStreamEndsWithAnErrorEvent(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	a.gate.fail = true
+	resp := a.chat(acmeKey, uuid.NewString(), "hello", true)
+	var types []string
+	var last sse.Event
+	for ev, err := range sse.Read(resp.Body, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ev.Type)
+		last = ev
+	}
+	if strings.Join(types, ",") != "token,token,error" {
+		t.Fatalf("events %v", types)
+	}
+	var body edge.ErrorBody
+	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable || body.TraceID != resp.Header.Get("X-Trace-Id") {
+		t.Fatalf("error event %q (%v)", last.Data, err)
 	}
 }
