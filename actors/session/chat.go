@@ -50,7 +50,11 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 
 	to := actor.NewPID(req.ReplyAddress, req.ReplyId)
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	mreq := model.Request{Prompt: g.cfg.Prompt(g.key.Tenant), History: history, Message: req.Content}
+	prompt := req.Prompt
+	if prompt == "" {
+		prompt = g.cfg.Prompt(g.key.Tenant)
+	}
+	mreq := model.Request{Prompt: prompt, History: history, Message: req.Content}
 	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
 	go func() {
 		mctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -468,10 +468,13 @@ func (x *Failure) GetMessage() string {
 // or ReplyFailed. The reply is written and stored even if nobody listens
 // any more.
 type Chat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Content       string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
-	ReplyAddress  string                 `protobuf:"bytes,2,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
-	ReplyId       string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Content      string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	ReplyAddress string                 `protobuf:"bytes,2,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId      string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	// prompt is the tenant's prompt template as the edge read it (through
+	// the cache); empty means the session's configured default.
+	Prompt        string `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +526,13 @@ func (x *Chat) GetReplyAddress() string {
 func (x *Chat) GetReplyId() string {
 	if x != nil {
 		return x.ReplyId
+	}
+	return ""
+}
+
+func (x *Chat) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
 	}
 	return ""
 }
@@ -770,11 +780,12 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\aCleared\"7\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"`\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"x\n" +
 	"\x04Chat\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
-	"\breply_id\x18\x03 \x01(\tR\areplyId\"I\n" +
+	"\breply_id\x18\x03 \x01(\tR\areplyId\x12\x16\n" +
+	"\x06prompt\x18\x04 \x01(\tR\x06prompt\"I\n" +
 	"\vChatStarted\x12:\n" +
 	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\"1\n" +
 	"\x05Token\x12\x14\n" +

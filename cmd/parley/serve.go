@@ -16,6 +16,7 @@ import (
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
@@ -134,6 +135,11 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Retention: registry.Retention, Logger: logger.With("component", "sweep")})
 	undo = append(undo, sweeper.Stop)
 
+	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})
+	if err != nil {
+		return nil, err
+	}
+
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName = cfg.NodeName
 	ccfg.GossipAddr = cfg.GossipAddr
@@ -141,7 +147,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.HTTPAddr = httpListener.Addr().String()
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
-	ccfg.Kinds = []*protocluster.Kind{sessions}
+	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind}
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -152,6 +158,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		_ = member.Shutdown(ctx)
 	})
 
+	cacheClient := cache.NewClient(member)
+	cacheClient.Observer = metrics
 	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
 	handler, err := edge.New(edge.Config{
 		NodeName: cfg.NodeName,
@@ -160,6 +168,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Grains:   member,
 		System:   member.System(),
 		Metrics:  metrics,
+		Cache:    cacheClient,
 		Logger:   logger.With("component", "http"),
 	})
 	if err != nil {

@@ -91,10 +91,11 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	prompt := s.modelConfig(r.Context(), tenant).PromptTemplate
 	rs := s.openStream()
 	defer s.closeStream(rs)
 	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
-		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id,
+		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt,
 	})
 	if err != nil {
 		s.grainError(w, r, err)

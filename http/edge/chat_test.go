@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	sse "github.com/tmaxmax/go-sse"
 
+	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
@@ -94,17 +95,25 @@ func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Kinds = append(cfg.Kinds, kind)
+		cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: cfg.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Kinds = append(cfg.Kinds, kind, cacheKind)
 	}))
 	a.node = c.Node(0)
 	a.grains = &countingGrains{node: a.node}
 	reg, err := tenants.Parse(strings.NewReader(`{"tenants": [
-		{"id": "acme", "apiKeys": [{"id": "web", "hash": "` + tenants.HashKey(acmeKey) + `"}]},
+		{"id": "acme", "apiKeys": [{"id": "web", "hash": "` + tenants.HashKey(acmeKey) + `"}], "model": {"promptTemplate": "You are Acme's terse assistant."}},
 		{"id": "globex", "apiKeys": [{"id": "app", "hash": "` + tenants.HashKey(globexKey) + `"}]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(), Logger: testkit.NewLogger(t)}
+	metrics := edge.NewMetrics()
+	cacheClient := cache.NewClient(a.node)
+	cacheClient.Observer = metrics
+	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(),
+		Cache: cacheClient, Metrics: metrics, Logger: testkit.NewLogger(t)}
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/tenants"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	Grains Grains
 	// System is this node's actor system, where reply streams live.
 	System *actor.ActorSystem
+	// Cache serves /cache/{key} and the chat path's model config; without
+	// it /cache is 404 and chats read the tenants file directly.
+	Cache *cache.Client
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
 	// Metrics are served at /metrics; NewMetrics() when nil.
@@ -120,6 +124,11 @@ func New(cfg Config) (http.Handler, error) {
 		r.Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
+		if cfg.Cache != nil {
+			r.Get("/cache/*", s.cacheGet)
+			r.Put("/cache/*", s.cachePut)
+			r.Delete("/cache/*", s.cacheDelete)
+		}
 	})
 	return r, nil
 }

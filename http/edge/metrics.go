@@ -20,6 +20,7 @@ type Metrics struct {
 	streams      prometheus.Gauge
 	activations  *prometheus.CounterVec
 	rateDecision *prometheus.CounterVec
+	cacheGets    *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics on their own registry, with the Go
@@ -47,14 +48,26 @@ func NewMetrics() *Metrics {
 		rateDecision: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_ratelimit_decisions_total", Help: "Rate-limit decisions by refusing scope (empty when allowed) and decision.",
 		}, []string{"scope", "decision"}),
+		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision,
+	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.cacheGets,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // GrainActivated counts one activation of a grain kind.
 func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
+
+// CacheGet implements cache.Observer: it counts hits and misses.
+func (m *Metrics) CacheGet(hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.cacheGets.WithLabelValues(result).Inc()
+}
 
 func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()

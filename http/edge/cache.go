@@ -1,0 +1,125 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/tenants"
+)
+
+// cacheEntry is the body of GET /cache/{key}.
+type cacheEntry struct {
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	ExpiresAt string          `json:"expiresAt"`
+}
+
+// cacheKey is everything after /cache/, decoded: keys may hold '/' and ':'.
+func cacheKey(r *http.Request) string { return strings.TrimPrefix(r.URL.Path, "/cache/") }
+
+func (s *server) cacheGet(w http.ResponseWriter, r *http.Request) {
+	key := cacheKey(r)
+	value, expiresAt, ok, err := s.cfg.Cache.Get(r.Context(), tenantOf(r.Context()).ID, key)
+	switch {
+	case err != nil:
+		s.cacheError(w, r, err)
+	case !ok:
+		writeError(w, http.StatusNotFound, CodeNotFound, "no cache entry for this key")
+	default:
+		writeJSON(w, http.StatusOK, cacheEntry{Key: key, Value: value, ExpiresAt: expiresAt.UTC().Format(time.RFC3339)})
+	}
+}
+
+// cachePut stores the request body, a JSON value, for ?ttl= seconds
+// (default 3600).
+func (s *server) cachePut(w http.ResponseWriter, r *http.Request) {
+	if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedType, "Content-Type must be application/json")
+		return
+	}
+	var ttl time.Duration
+	if v := r.URL.Query().Get("ttl"); v != "" {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs < 1 || secs > int64(cache.MaxTTL/time.Second) {
+			writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid query parameters",
+				ErrorDetail{Field: "ttl", Message: "must be whole seconds from 1 to 2592000 (30 days); omit it for 3600"})
+			return
+		}
+		ttl = time.Duration(secs) * time.Second
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		jsonError(err).write(w)
+		return
+	}
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "the body must be one JSON value")
+		return
+	}
+	key := cacheKey(r)
+	expiresAt, err := s.cfg.Cache.Put(r.Context(), tenantOf(r.Context()).ID, key, body, ttl)
+	if err != nil {
+		s.cacheError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cacheEntry{Key: key, ExpiresAt: expiresAt.UTC().Format(time.RFC3339)})
+}
+
+func (s *server) cacheDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Cache.Delete(r.Context(), tenantOf(r.Context()).ID, cacheKey(r)); err != nil {
+		s.cacheError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) cacheError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, cache.ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields",
+			ErrorDetail{Field: "key", Message: "must be 1 to 512 bytes of UTF-8 without NUL"})
+	case errors.Is(err, cache.ErrValueTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "cache values are at most 64 KiB")
+	case errors.Is(err, cache.ErrInvalidTTL):
+		writeError(w, http.StatusBadRequest, CodeValidation, err.Error())
+	default:
+		s.grainError(w, r, err)
+	}
+}
+
+// modelConfigKey is the cache key under which the chat path keeps each
+// tenant's model config. A tenant may override it with PUT /cache/parley/model.
+const modelConfigKey = "parley/model"
+
+// modelConfig reads the tenant's model config through the cache and fills
+// the cache from the tenants file on a miss (or when the cached value is
+// not a model config). Without a cache, or when it is unavailable, the
+// tenants file answers: a chat never fails for want of its config.
+func (s *server) modelConfig(ctx context.Context, t *tenants.Tenant) tenants.Model {
+	if s.cfg.Cache == nil {
+		return t.Model
+	}
+	value, _, ok, err := s.cfg.Cache.Get(ctx, t.ID, modelConfigKey)
+	if err != nil {
+		s.cfg.Logger.Warn("model config from cache", "tenant", t.ID, "err", err)
+		return t.Model
+	}
+	var m tenants.Model
+	if ok && json.Unmarshal(value, &m) == nil && m.Name == tenants.DefaultModel {
+		return m
+	}
+	if body, err := json.Marshal(t.Model); err == nil {
+		if _, err := s.cfg.Cache.Put(ctx, t.ID, modelConfigKey, body, 0); err != nil {
+			s.cfg.Logger.Warn("filling the model config cache", "tenant", t.ID, "err", err)
+		}
+	}
+	return t.Model
+}
