@@ -35,8 +35,8 @@ type APIKey struct {
 
 // RateLimit is a tenant's limits per minute (sliding window) and burst.
 type RateLimit struct {
-	PerMinute            int        `json:"perMinute" validate:"gte=0"`
-	Burst                int        `json:"burst" validate:"gte=0"`
+	PerMinute            int        `json:"perMinute" validate:"gte=0,lte=1000000000"`
+	Burst                int        `json:"burst" validate:"gte=0,lte=1000000000"`
 	User                 ScopeLimit `json:"user"`
 	IP                   ScopeLimit `json:"ip"`
 	OnLimiterUnavailable string     `json:"onLimiterUnavailable" validate:"omitempty,oneof=open closed"`
@@ -44,7 +44,7 @@ type RateLimit struct {
 
 // ScopeLimit is a per-user or per-IP limit.
 type ScopeLimit struct {
-	PerMinute int `json:"perMinute" validate:"gte=0"`
+	PerMinute int `json:"perMinute" validate:"gte=0,lte=1000000000"`
 }
 
 // Sessions is a tenant's chat-session retention.

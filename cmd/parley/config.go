@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type serveConfig struct {
 	MockTokenDelay time.Duration
 	LogFormat      string
 	LogLevel       string
+	TrustedProxies []netip.Prefix
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -39,8 +41,9 @@ func envName(flagName string) string {
 // environment, and validates the result.
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	var (
-		c    serveConfig
-		join string
+		c       serveConfig
+		join    string
+		proxies string
 	)
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -54,6 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,6 +91,16 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		if s = strings.TrimSpace(s); s != "" {
 			c.Join = append(c.Join, s)
 		}
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, usageError{fmt.Errorf("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", p)}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
 	}
 	if c.NodeName == "" {
 		host, _ := os.Hostname()

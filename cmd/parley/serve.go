@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
@@ -140,6 +141,11 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, err
 	}
 
+	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: store, Logger: logger.With("component", "ratelimit")})
+	if err != nil {
+		return nil, err
+	}
+
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeName = cfg.NodeName
 	ccfg.GossipAddr = cfg.GossipAddr
@@ -147,7 +153,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.HTTPAddr = httpListener.Addr().String()
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
-	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind}
+	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind, limiterKind}
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -158,18 +164,23 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		_ = member.Shutdown(ctx)
 	})
 
+	limiter, err := ratelimit.NewLimiter(member, ratelimit.LimiterConfig{Observer: metrics, Logger: logger.With("component", "ratelimit")})
+	if err != nil {
+		return nil, err
+	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
 	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
 	handler, err := edge.New(edge.Config{
-		NodeName: cfg.NodeName,
-		Health:   n,
-		Tenants:  registry,
-		Grains:   member,
-		System:   member.System(),
-		Metrics:  metrics,
-		Cache:    cacheClient,
-		Logger:   logger.With("component", "http"),
+		NodeName:    cfg.NodeName,
+		Health:      n,
+		Tenants:     registry,
+		Grains:      member,
+		System:      member.System(),
+		Metrics:     metrics,
+		Cache:       cacheClient,
+		RateLimiter: edge.NewRateLimiter(limiter, cfg.TrustedProxies),
+		Logger:      logger.With("component", "http"),
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parley-chat/parley/actors/ratelimit"
 )
 
 // Metrics are the node's Prometheus metrics, served at GET /metrics
@@ -21,6 +23,8 @@ type Metrics struct {
 	activations  *prometheus.CounterVec
 	rateDecision *prometheus.CounterVec
 	cacheGets    *prometheus.CounterVec
+
+	rateUnavailable *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics on their own registry, with the Go
@@ -46,13 +50,16 @@ func NewMetrics() *Metrics {
 			Name: "parley_grain_activations_total", Help: "Grain activations on this node by kind.",
 		}, []string{"kind"}),
 		rateDecision: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_ratelimit_decisions_total", Help: "Rate-limit decisions by refusing scope (empty when allowed) and decision.",
+			Name: "parley_ratelimit_decisions_total", Help: "Rate-limit answers by scope and decision.",
 		}, []string{"scope", "decision"}),
+		rateUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_ratelimit_unavailable_total", Help: "Rate-limit checks a scope's limiter did not answer in time.",
+		}, []string{"scope"}),
 		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
 		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.cacheGets,
+	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,12 +81,19 @@ func (m *Metrics) observeRequest(route, method string, status int, d time.Durati
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
-func (m *Metrics) rateLimitDecision(scope string, allowed bool) {
+// Decision implements ratelimit.Observer: one scope's answer.
+func (m *Metrics) Decision(scope ratelimit.Scope, allowed bool) {
 	decision := "allowed"
 	if !allowed {
 		decision = "refused"
 	}
-	m.rateDecision.WithLabelValues(scope, decision).Inc()
+	m.rateDecision.WithLabelValues(string(scope), decision).Inc()
+}
+
+// Unavailable implements ratelimit.Observer: a limiter that did not answer
+// in time; the tenant's onLimiterUnavailable decided.
+func (m *Metrics) Unavailable(scope ratelimit.Scope) {
+	m.rateUnavailable.WithLabelValues(string(scope)).Inc()
 }
 
 func (m *Metrics) handler() http.Handler {

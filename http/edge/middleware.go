@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -147,6 +148,9 @@ type RateDecision struct {
 	Remaining  int64
 	Reset      time.Time
 	RetryAfter time.Duration
+	// Unavailable names the scopes whose limiter did not answer in time;
+	// the tenant's onLimiterUnavailable policy decided for them.
+	Unavailable []string
 }
 
 // withRateLimit asks the RateLimiter, sets the X-RateLimit-* headers on
@@ -157,19 +161,32 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, err := s.cfg.RateLimiter.Check(r, tenantOf(r.Context()), keyIDOf(r.Context()))
+		var rerr *requestError
+		if errors.As(err, &rerr) {
+			rerr.write(w)
+			return
+		}
 		if err != nil {
 			s.cfg.Logger.Error("rate limiter", "err", err, "traceId", w.Header().Get(HeaderTraceID))
+			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable; retry")
 			return
 		}
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
-		s.cfg.Metrics.rateLimitDecision(d.Scope, d.Allowed)
+		if len(d.Unavailable) > 0 {
+			s.cfg.Logger.Warn("rate limiter unavailable; tenant policy applied", "tenant", tenantOf(r.Context()).ID,
+				"scopes", d.Unavailable, "allowed", d.Allowed, "traceId", w.Header().Get(HeaderTraceID))
+		}
+		// Limit 0: no limiter answered (open policy); nothing is known,
+		// so no headers rather than wrong ones.
+		if d.Limit > 0 {
+			h := w.Header()
+			h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+			h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+		}
 		if !d.Allowed {
 			secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
-			h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded for scope "+d.Scope)
 			return
 		}

@@ -1,0 +1,118 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/parley-chat/parley/actors/clock"
+)
+
+// NewKind returns the RateLimiter grain kind to register on every node.
+func NewKind(cfg Config) (*cluster.Kind, error) {
+	props, err := Props(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.NewKind(Kind, props), nil
+}
+
+// Props returns the grain's props, for NewKind and for tests that spawn a
+// limiter outside a cluster (testkit.SpawnGrain).
+func Props(cfg Config) (*actor.Props, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &grain{cfg: cfg} }), nil
+}
+
+// grain is one key's activation: its counters, and whether they changed
+// since they were last written.
+type grain struct {
+	cfg    Config
+	key    Key
+	keyErr error // a malformed identity: every request is refused
+
+	loaded   bool
+	counters counters
+	dirty    bool        // counters changed since the last write
+	flushing clock.Timer // the pending write-behind, nil when none
+
+	lastActive time.Time
+	idle       clock.Timer
+}
+
+// idleCheck is the grain's own reminder to see whether it has been idle
+// for IdleTimeout.
+type idleCheck struct{}
+
+// flushDue is the grain's own reminder to write its counters behind.
+type flushDue struct{}
+
+func (g *grain) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		g.started(ctx)
+	case *actor.Stopping:
+		g.stopping()
+	case idleCheck:
+		g.checkIdle(ctx)
+	case flushDue:
+		g.flushing = nil
+		g.flushBehind(ctx)
+	case *Check:
+		g.check(ctx, msg)
+	case *Refund:
+		g.refund(ctx, msg)
+	}
+}
+
+func (g *grain) started(ctx actor.Context) {
+	ci := cluster.GetClusterIdentity(ctx)
+	g.key, g.keyErr = ParseIdentity(ci.Identity)
+	if g.keyErr == nil {
+		if err := g.load(); err != nil {
+			// Not fatal: the first request tries again.
+			g.cfg.Logger.Warn("loading rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "err", err)
+		}
+	}
+	g.lastActive = g.cfg.Clock.Now()
+	g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout)
+}
+
+// stopping writes what the write-behind has not yet written: a passivated
+// or drained limiter forgets nothing.
+func (g *grain) stopping() {
+	if g.idle != nil {
+		g.idle.Stop()
+	}
+	if g.flushing != nil {
+		g.flushing.Stop()
+		g.flushing = nil
+	}
+	g.flush()
+}
+
+// ready is true when the grain can serve a request; otherwise it has
+// answered with a Failure.
+func (g *grain) ready(ctx actor.Context) bool {
+	if g.keyErr != nil {
+		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		return false
+	}
+	if !g.loaded {
+		if err := g.load(); err != nil {
+			g.cfg.Logger.Error("loading rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "err", err)
+			ctx.Respond(&Failure{Code: CodeUnavailable, Message: "load counters: storage unavailable"})
+			return false
+		}
+	}
+	return true
+}
+
+func (g *grain) storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.cfg.StoreTimeout)
+}
