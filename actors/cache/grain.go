@@ -8,7 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/passivation"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -48,32 +48,28 @@ type grain struct {
 	value     []byte    // never modified in place: a Put replaces it
 	expiresAt time.Time // when the entry stops being returned
 
-	lastActive time.Time
-	idle       clock.Timer
+	idle *passivation.Idle
 }
-
-// idleCheck is the grain's own reminder to see whether it has been idle
-// for IdleTimeout.
-type idleCheck struct{}
 
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.started(ctx)
 	case *actor.Stopping:
-		if g.idle != nil {
-			g.idle.Stop()
+		g.idle.Stop()
+	case passivation.Tick:
+		if idleFor, ok := g.idle.Check(ctx, false); ok {
+			g.cfg.Logger.Debug("passivating idle cache key", "tenant", g.key.Tenant, "idle", idleFor)
+			ctx.Stop(ctx.Self())
 		}
-	case idleCheck:
-		g.checkIdle(ctx)
 	case *Get:
-		g.touch()
+		g.idle.Touch()
 		g.get(ctx)
 	case *Put:
-		g.touch()
+		g.idle.Touch()
 		g.put(ctx, msg)
 	case *Delete:
-		g.touch()
+		g.idle.Touch()
 		g.delete(ctx)
 	}
 }
@@ -87,8 +83,7 @@ func (g *grain) started(ctx actor.Context) {
 			g.cfg.Logger.Warn("loading cache entry", "tenant", g.key.Tenant, "err", err)
 		}
 	}
-	g.touch()
-	g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout)
+	g.idle = passivation.Start(ctx, g.cfg.Clock, g.cfg.IdleTimeout)
 }
 
 // load reads the entry into memory. The store already treats an entry at

@@ -6,7 +6,7 @@ import "github.com/asynkron/protoactor-go/actor"
 // integer operations; the counters reach storage later (flushBehind).
 func (g *grain) check(ctx actor.Context, req *Check) {
 	now := g.cfg.Clock.Now()
-	g.lastActive = now
+	g.idle.Touch()
 	if !g.ready(ctx) {
 		return
 	}
@@ -25,7 +25,7 @@ func (g *grain) check(ctx actor.Context, req *Check) {
 // refund gives back units of a Check another scope refused.
 func (g *grain) refund(ctx actor.Context, req *Refund) {
 	now := g.cfg.Clock.Now()
-	g.lastActive = now
+	g.idle.Touch()
 	if !g.ready(ctx) {
 		return
 	}

@@ -2,12 +2,12 @@ package ratelimit
 
 import (
 	"context"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/passivation"
 )
 
 // NewKind returns the RateLimiter grain kind to register on every node.
@@ -41,13 +41,8 @@ type grain struct {
 	dirty    bool        // counters changed since the last write
 	flushing clock.Timer // the pending write-behind, nil when none
 
-	lastActive time.Time
-	idle       clock.Timer
+	idle *passivation.Idle
 }
-
-// idleCheck is the grain's own reminder to see whether it has been idle
-// for IdleTimeout.
-type idleCheck struct{}
 
 // flushDue is the grain's own reminder to write its counters behind.
 type flushDue struct{}
@@ -58,8 +53,11 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.started(ctx)
 	case *actor.Stopping:
 		g.stopping()
-	case idleCheck:
-		g.checkIdle(ctx)
+	case passivation.Tick:
+		if idleFor, ok := g.idle.Check(ctx, false); ok {
+			g.cfg.Logger.Debug("passivating idle rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "idle", idleFor)
+			ctx.Stop(ctx.Self())
+		}
 	case flushDue:
 		g.flushing = nil
 		g.flushBehind(ctx)
@@ -79,16 +77,13 @@ func (g *grain) started(ctx actor.Context) {
 			g.cfg.Logger.Warn("loading rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "err", err)
 		}
 	}
-	g.lastActive = g.cfg.Clock.Now()
-	g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout)
+	g.idle = passivation.Start(ctx, g.cfg.Clock, g.cfg.IdleTimeout)
 }
 
 // stopping writes what the write-behind has not yet written: a passivated
 // or drained limiter forgets nothing.
 func (g *grain) stopping() {
-	if g.idle != nil {
-		g.idle.Stop()
-	}
+	g.idle.Stop()
 	if g.flushing != nil {
 		g.flushing.Stop()
 		g.flushing = nil

@@ -8,7 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/passivation"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -48,39 +48,36 @@ type grain struct {
 	lastSeq uint64                // newest sequence ever appended
 	tail    []persistence.Message // newest last, at most cfg.TailSize
 
-	lastActive time.Time
-	idle       clock.Timer
-	replying   bool // a model reply is in progress
+	idle     *passivation.Idle
+	replying bool // a model reply is in progress
 }
-
-// idleCheck is the grain's own reminder to see whether it has been idle
-// for IdleTimeout.
-type idleCheck struct{}
 
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.started(ctx)
 	case *actor.Stopping:
-		if g.idle != nil {
-			g.idle.Stop()
+		g.idle.Stop()
+	case passivation.Tick:
+		// A reply in progress is activity.
+		if idleFor, ok := g.idle.Check(ctx, g.replying); ok {
+			g.cfg.Logger.Debug("passivating idle session", "tenant", g.key.Tenant, "session", g.key.Session, "idle", idleFor)
+			ctx.Stop(ctx.Self())
 		}
-	case idleCheck:
-		g.checkIdle(ctx)
 	case *Append:
-		g.touch()
+		g.idle.Touch()
 		g.append(ctx, msg)
 	case *History:
-		g.touch()
+		g.idle.Touch()
 		g.history(ctx, msg)
 	case *Clear:
-		g.touch()
+		g.idle.Touch()
 		g.clear(ctx)
 	case *Chat:
-		g.touch()
+		g.idle.Touch()
 		g.chat(ctx, msg)
 	case *replyFinished:
-		g.touch()
+		g.idle.Touch()
 		g.replyDone(ctx, msg)
 	}
 }
@@ -98,8 +95,7 @@ func (g *grain) started(ctx actor.Context) {
 			g.cfg.Logger.Warn("loading session", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
 		}
 	}
-	g.touch()
-	g.scheduleIdleCheck(ctx, g.cfg.IdleTimeout)
+	g.idle = passivation.Start(ctx, g.cfg.Clock, g.cfg.IdleTimeout)
 }
 
 // load reads what the activation needs: the sequence and a bounded tail,
