@@ -28,6 +28,35 @@ type endpointWriter struct {
 	conn    *grpc.ClientConn
 	stream  Remoting_ReceiveClient
 	remote  *Remote
+	// terminated: the endpoint is gone; deliveries still queued are
+	// answered as dead letters until writerStop arrives. (Parley patch.)
+	terminated bool
+}
+
+// writerStop follows every delivery queued before the endpoint terminated;
+// when it arrives the writer stops. (Parley patch.)
+type writerStop struct{}
+
+// terminate stops sending. Upstream stopped the writer at once, dropping
+// every delivery still in its mailbox without a word, so a request sent
+// just before a member left waited out its whole timeout. Now the queued
+// deliveries are answered as dead letters, which callers retry. (Parley
+// patch.)
+func (state *endpointWriter) terminate(ctx actor.Context) {
+	if state.terminated {
+		return
+	}
+	state.terminated = true
+	ctx.Send(ctx.Self(), writerStop{})
+}
+
+// deadLetter answers a delivery that will never be sent.
+func (state *endpointWriter) deadLetter(rd *remoteDeliver) {
+	if rd.sender != nil {
+		state.remote.actorSystem.Root.Send(rd.sender, &actor.DeadLetterResponse{Target: rd.target})
+		return
+	}
+	state.remote.actorSystem.EventStream.Publish(&actor.DeadLetterEvent{Message: rd.message, Sender: rd.sender, PID: rd.target})
 }
 
 type restartAfterConnectFailure struct {
@@ -175,22 +204,25 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 		serializerID int32
 	)
 
+	var batch []*remoteDeliver // what this send carries, to answer if it fails
 	for _, tmp := range msg {
 		switch unwrapped := tmp.(type) {
 		case *EndpointTerminatedEvent, EndpointTerminatedEvent:
 			state.remote.Logger().Debug("Handling array wrapped terminate event", slog.String("address", state.address), slog.Any("message", unwrapped))
+			state.terminate(ctx)
+			continue
+		case writerStop:
 			ctx.Stop(ctx.Self())
-			return
+			continue
 		}
 
-		rd, _ := tmp.(*remoteDeliver)
+		rd, ok := tmp.(*remoteDeliver)
+		if !ok {
+			continue
+		}
 
-		if state.stream == nil { // not connected yet since first connection attempt failed and we are waiting for the retry
-			if rd.sender != nil {
-				state.remote.actorSystem.Root.Send(rd.sender, &actor.DeadLetterResponse{Target: rd.target})
-			} else {
-				state.remote.actorSystem.EventStream.Publish(&actor.DeadLetterEvent{Message: rd.message, Sender: rd.sender, PID: rd.target})
-			}
+		if state.stream == nil || state.terminated { // not connected (first attempt failed), or the endpoint is gone
+			state.deadLetter(rd)
 			continue
 		}
 
@@ -239,8 +271,16 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 			TargetRequestId: targetRequestID,
 			SenderRequestId: senderRequestID,
 		})
+		batch = append(batch, rd)
 	}
 
+	if state.terminated {
+		// The endpoint terminated within this batch: nothing is sent.
+		for _, rd := range batch {
+			state.deadLetter(rd)
+		}
+		return
+	}
 	if len(envelopes) == 0 {
 		return
 	}
@@ -256,9 +296,14 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 		},
 	})
 	if err != nil {
-		ctx.Stash()
+		// Parley patch: upstream stashed the batch and stopped, and a
+		// stopped actor never unstashes: the batch was lost. It was not
+		// sent, so it is answered as dead letters.
 		state.remote.Logger().Debug("gRPC Failed to send", slog.String("address", state.address), slog.Any("error", err))
-		ctx.Stop(ctx.Self())
+		for _, rd := range batch {
+			state.deadLetter(rd)
+		}
+		state.terminate(ctx)
 	}
 }
 
@@ -317,7 +362,7 @@ func (state *endpointWriter) Receive(ctx actor.Context) {
 		state.closeClientConn()
 	case *EndpointTerminatedEvent:
 		state.remote.Logger().Info("EndpointWriter received EndpointTerminatedEvent, stopping", slog.String("address", state.address))
-		ctx.Stop(ctx.Self())
+		state.terminate(ctx)
 	case *restartAfterConnectFailure:
 		state.remote.Logger().Debug("EndpointWriter initiating self-restart after failing to connect and a delay", slog.String("address", state.address))
 		panic(msg.err)
