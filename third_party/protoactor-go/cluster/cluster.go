@@ -144,8 +144,11 @@ func (c *Cluster) Shutdown(graceful bool) {
 	if graceful {
 		_ = c.Config.ClusterProvider.Shutdown(graceful)
 		c.IdentityLookup.Shutdown()
-		// This is to wait ownership transferring complete.
-		time.Sleep(time.Millisecond * 2000)
+		// Parley patch: upstream slept 2 s here "to wait ownership
+		// transferring complete". Parley's node drains its grains before
+		// it announces the leave, so only replies already handed to the
+		// remote need a moment to go out before it stops.
+		time.Sleep(250 * time.Millisecond)
 		c.MemberList.stopMemberList()
 		c.IdentityLookup.Shutdown()
 		c.Gossip.Shutdown()
