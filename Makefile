@@ -89,3 +89,12 @@ lint: ## gofmt, go vet, staticcheck
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+
+bench: ## measure against the seed's latency targets (under 5 min): table, .run/bench.json, docs/benchmarks.md
+	$(GO) build -o $(RUN)/bin/parley-bench ./cmd/parley-bench
+	$(RUN)/bin/parley-bench --json $(RUN)/bench.json --docs docs/benchmarks.md
+
+.PHONY: bench-quick
+bench-quick: ## a 30-second subset of make bench on one node (writes only .run/bench-quick.json)
+	$(GO) build -o $(RUN)/bin/parley-bench ./cmd/parley-bench
+	$(RUN)/bin/parley-bench --quick --json $(RUN)/bench-quick.json

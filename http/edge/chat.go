@@ -166,6 +166,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 			return
 		case ev := <-rs.events:
 			stall.Reset(s.cfg.StallTimeout)
+			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
 			switch m := ev.(type) {
 			case *session.Token:
 				if ttft == 0 {

@@ -1,0 +1,329 @@
+// Command parley-bench measures Parley against the seed's latency targets
+// (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
+// history page of 100 messages P95 < 100 ms) and reports memory.
+//
+//	parley-bench [--quick] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//
+// It builds cmd/parley (unless --parley names a binary), starts the nodes
+// itself on 127.0.0.1 with the mock model at 0 ms per token, drives them
+// over HTTP, and stops every process it started, by its pid, also on
+// Ctrl-C or an error (SIGTERM, then SIGKILL after 20 s). It prints one
+// table, each row beside its target with PASS or FAIL, writes the same
+// results as JSON (--json) and refreshes the results part of
+// docs/benchmarks.md (--docs). `make bench` runs it; docs/benchmarks.md
+// says what each row measures.
+//
+// Exit codes: 0 when every row with a target passed, 1 when one failed,
+// 2 when the benchmark could not run or was interrupted.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parley-chat/parley/actors/tenants"
+)
+
+// options are the command line.
+type options struct {
+	quick   bool
+	json    string
+	docs    string
+	parley  string
+	micro   bool
+	keep    bool
+	timeout time.Duration
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	var o options
+	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
+	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
+	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
+	fs.StringVar(&o.parley, "parley", "", "a built parley binary to run (default: go build ./cmd/parley)")
+	fs.BoolVar(&o.micro, "micro", true, "also run the grain paths' go test -bench micro-benchmarks (not with --quick)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the nodes' logs and data dirs (the path is printed)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long, stopping every node (default 8m, 2m with --quick)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.timeout == 0 {
+		// Guards against a hang, well above the phases' own lengths
+		// (about 4 minutes, 30 s with --quick), which bound the run.
+		o.timeout = 8 * time.Minute
+		if o.quick {
+			o.timeout = 2 * time.Minute
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	rep, err := measure(ctx, o)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("gave up after --timeout %s: %w", o.timeout, err)
+		}
+		fmt.Fprintf(os.Stderr, "parley-bench: %v\nEvery node it started has been stopped; nothing was written.\n", err)
+		return 2
+	}
+	fmt.Println()
+	rep.writeText(os.Stdout)
+	if o.json != "" {
+		if err := writeJSON(o.json, rep); err != nil {
+			fmt.Fprintf(os.Stderr, "parley-bench: --json: %v\n", err)
+			return 2
+		}
+		fmt.Printf("JSON: %s\n", o.json)
+	}
+	if o.docs != "" {
+		if err := refreshDocs(o.docs, rep); err != nil {
+			fmt.Fprintf(os.Stderr, "parley-bench: --docs: %v\n", err)
+			return 2
+		}
+		fmt.Printf("Refreshed %s\n", o.docs)
+	}
+	for _, r := range rep.Rows {
+		if r.failed() {
+			return 1
+		}
+	}
+	return 0
+}
+
+// bench is one run: where its files are, the client, what it measured.
+type bench struct {
+	t       timings
+	bin     string
+	dir     string
+	tenants string
+	client  *client
+	rows    []Row
+	skipped []string
+	// stopped is closed on Ctrl-C or the timeout: a row measured after it
+	// is cut short and dropped.
+	stopped <-chan struct{}
+}
+
+// measure runs every phase. A node that cannot start, Ctrl-C or the
+// timeout end it with an error; every node is stopped before it returns.
+func measure(ctx context.Context, o options) (Report, error) {
+	started := time.Now()
+	machine := thisMachine()
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	dir, err := os.MkdirTemp("", "parley-bench-")
+	if err != nil {
+		return Report{}, err
+	}
+	if o.keep {
+		progress("keeping the nodes' logs and data in %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	b := &bench{t: fullTimings, dir: dir, bin: o.parley, stopped: ctx.Done()}
+	if o.quick {
+		b.t = quickTimings
+	}
+	if b.bin == "" {
+		b.bin = filepath.Join(dir, "parley")
+		progress("building cmd/parley")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/parley")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return Report{}, fmt.Errorf("go build ./cmd/parley: %w\n%s", err, out)
+		}
+	}
+	key, err := b.writeTenants()
+	if err != nil {
+		return Report{}, err
+	}
+	b.client = &client{http: newHTTPClient(), key: key}
+
+	// phases run in order until one is interrupted: a phase cut short
+	// measures nothing worth showing.
+	phases := func(fs ...func()) {
+		for _, f := range fs {
+			if ctx.Err() != nil {
+				return
+			}
+			f()
+		}
+	}
+	chats := func(ns *nodes) {
+		for _, stream := range []bool{true, false} {
+			for _, conc := range []int{1, manyWorkers} {
+				phases(func() { b.chatPhase(ctx, ns, stream, conc) })
+			}
+		}
+	}
+	err = b.onNodes(ctx, 1, func(ns *nodes) {
+		if !o.quick {
+			// First, while the node is fresh: its resident set has not
+			// yet grown to what the loaded phases need.
+			phases(func() {
+				b.memoryPhase(ctx, ns)
+				b.add(secMemory, passivatedRow(nil))
+			})
+		}
+		phases(
+			func() { chats(ns) },
+			func() { b.rateLimitPhases(ctx, ns) },
+			func() { b.historyPhases(ctx, ns) },
+		)
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	if o.quick {
+		b.skipped = append(b.skipped, "--quick: the 3-node, memory, SSE-streams and micro-benchmark rows")
+	} else {
+		if err := b.onNodes(ctx, 3, chats); err != nil {
+			return Report{}, err
+		}
+		phases(func() { b.streamsPhase(ctx) })
+		if o.micro {
+			phases(func() { b.microPhases(ctx, root) })
+		} else {
+			b.skipped = append(b.skipped, "--micro=false: the go test -bench rows")
+		}
+	}
+	if ctx.Err() != nil {
+		return Report{}, context.Cause(ctx)
+	}
+	slices.SortStableFunc(b.rows, func(x, y Row) int { return int(x.section) - int(y.section) })
+	rep := Report{
+		Date: started.UTC(), Machine: machine, Quick: o.quick,
+		DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped,
+	}
+	rep.Verdict = rep.verdict()
+	return rep, nil
+}
+
+// onNodes starts n nodes at 0 ms per token, runs f, and stops them.
+func (b *bench) onNodes(ctx context.Context, n int, f func(*nodes)) error {
+	ns, err := b.startNodes(ctx, n, 0)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		progress("stopping %d node(s)", n)
+		ns.stop()
+	}()
+	f(ns)
+	return context.Cause(ctx)
+}
+
+// startNodes starts n nodes whose mock model waits tokenDelay per token.
+func (b *bench) startNodes(ctx context.Context, n int, tokenDelay time.Duration) (*nodes, error) {
+	progress("starting %d node(s), --mock-token-delay %s", n, tokenDelay)
+	dir, err := os.MkdirTemp(b.dir, fmt.Sprintf("%dnodes-", n))
+	if err != nil {
+		return nil, err
+	}
+	ns, err := startNodes(ctx, nodeSpec{bin: b.bin, dir: dir, tenants: b.tenants, n: n, tokenDelay: tokenDelay})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ns.procs {
+		progress("  %s pid %d, http %s", p.name, p.pid(), p.http)
+	}
+	return ns, nil
+}
+
+// add records a row of section sec and shows it at once.
+func (b *bench) add(sec section, r Row) {
+	select {
+	case <-b.stopped:
+		return
+	default:
+	}
+	r.section = sec
+	b.rows = append(b.rows, r)
+	b.show(r)
+}
+
+// replace swaps the row of the same name for r.
+func (b *bench) replace(r Row) {
+	for i := range b.rows {
+		if b.rows[i].Name == r.Name {
+			b.rows[i] = r
+			b.show(r)
+			return
+		}
+	}
+	b.add(r.section, r)
+}
+
+func (b *bench) show(r Row) {
+	lat := ""
+	if r.Latency != nil {
+		lat = fmt.Sprintf(" p50 %s p95 %s p99 %s,", fmtMs(r.Latency.P50Ms), fmtMs(r.Latency.P95Ms), fmtMs(r.Latency.P99Ms))
+	}
+	progress("  %s (nodes %d, concurrency %d): n %d,%s errors %d: %s", r.Name, r.Nodes, r.Concurrency, r.Count, lat, r.Errors, r.Result)
+}
+
+// writeTenants writes a tenants file with one tenant, "bench", whose
+// limits are far above what the bench sends, and returns its new API key.
+func (b *bench) writeTenants() (string, error) {
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := "bench-" + hex.EncodeToString(raw)
+	const limit = 100_000_000
+	file := map[string]any{"tenants": []any{map[string]any{
+		"id":      "bench",
+		"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
+		"rateLimit": map[string]any{
+			"perMinute": limit, "burst": limit,
+			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
+		},
+	}}}
+	body, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	b.tenants = filepath.Join(b.dir, "tenants.json")
+	return key, os.WriteFile(b.tenants, body, 0o600)
+}
+
+// moduleRoot is the directory of the parley module's go.mod.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run parley-bench inside the parley module (make bench does)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+var startTime = time.Now()
+
+// progress reports on stderr, with the time since the start.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(startTime).Seconds(), fmt.Sprintf(format, args...))
+}

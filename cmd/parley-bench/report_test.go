@@ -1,0 +1,71 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseBenchReadsEveryMetric(t *testing.T) {
+	out := []byte(`goos: linux
+BenchmarkAppend-2                 	    1000	   2134567 ns/op	    1234 B/op	      20 allocs/op
+BenchmarkGrainDecisions/local/one-caller-2         	    1000	     45678 ns/op	     21893 decisions/s	     812 B/op	      14 allocs/op
+--- BENCH: BenchmarkSessionMemory-2
+PASS
+`)
+	got := parseBench(out)
+	if len(got) != 2 {
+		t.Fatalf("parsed %d results, want 2: %+v", len(got), got)
+	}
+	if got[0].name != "BenchmarkAppend" || got[0].iterations != 1000 || got[0].metrics["ns/op"] != 2134567 || got[0].metrics["allocs/op"] != 20 {
+		t.Errorf("first = %+v", got[0])
+	}
+	if got[1].name != "BenchmarkGrainDecisions/local/one-caller" || got[1].metrics["decisions/s"] != 21893 || got[1].metrics["B/op"] != 812 {
+		t.Errorf("second = %+v", got[1])
+	}
+}
+
+func TestSpliceResultsKeepsTheProse(t *testing.T) {
+	doc, err := spliceResults("# Benchmarks\n\nProse.\n", "old table\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc += "\nMore prose.\n"
+	doc, err = spliceResults(doc, "new table\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Prose.", "More prose.", "new table"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("doc lost %q:\n%s", want, doc)
+		}
+	}
+	if strings.Contains(doc, "old table") || strings.Count(doc, docsBegin) != 1 {
+		t.Errorf("results not replaced:\n%s", doc)
+	}
+	if _, err := spliceResults(docsEnd+docsBegin, "x"); err == nil {
+		t.Error("markers out of order accepted")
+	}
+}
+
+func TestJudgeNamesWhatMissed(t *testing.T) {
+	r := Row{Target: chatTarget, Latency: &Latency{P50Ms: 250, P95Ms: 400}, Errors: 2}
+	r.judge()
+	if r.Result != "FAIL (2 errors, p50 250 ms)" {
+		t.Errorf("Result = %q", r.Result)
+	}
+	r = Row{Target: historyTarget, Latency: &Latency{P50Ms: 5, P95Ms: 9}}
+	r.judge()
+	if r.Result != "PASS" {
+		t.Errorf("Result = %q", r.Result)
+	}
+}
+
+func TestCommentCounterCountsHeartbeatsAcrossWrites(t *testing.T) {
+	c := &commentCounter{atLineStart: true}
+	for _, chunk := range []string{": ping\n\nid: 0\nevent: token\ndata: {\"text\":\"a:b\"}\n\n", ":", " ping\n\n"} {
+		_, _ = c.Write([]byte(chunk))
+	}
+	if c.n != 2 {
+		t.Errorf("counted %d comments, want 2", c.n)
+	}
+}
