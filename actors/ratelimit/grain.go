@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -40,6 +41,15 @@ type grain struct {
 	counters counters
 	dirty    bool        // counters changed since the last write
 	flushing clock.Timer // the pending write-behind, nil when none
+	writing  bool        // a write-behind is in flight
+
+	// Writes, from the grain or a write-behind goroutine, are numbered
+	// (generation) and applied in order under writes: written is the
+	// newest stored.
+	generation uint64
+	writes     sync.Mutex
+	written    uint64
+	inflight   sync.WaitGroup // write-behinds not yet finished
 
 	idle *passivation.Idle
 }
@@ -61,6 +71,8 @@ func (g *grain) Receive(ctx actor.Context) {
 	case flushDue:
 		g.flushing = nil
 		g.flushBehind(ctx)
+	case flushDone:
+		g.flushed(ctx, msg)
 	case *Check:
 		g.check(ctx, msg)
 	case *Refund:
