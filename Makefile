@@ -27,14 +27,20 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	  if [ -f $$pidfile ] && kill -0 $$(cat $$pidfile) 2>/dev/null; then \
 	    echo "node$$i is already running (pid $$(cat $$pidfile)); make cluster-stop first"; exit 1; fi; \
 	done
+	@# node1 creates the demo tenant (its key goes to node1.log); every node
+	@# then serves the same tenants file, so the key works on all three.
 	@for i in $(CLUSTER_NODES); do \
 	  mkdir -p $(CLUSTER_DIR)/node$$i; \
+	  tenants=""; [ $$i = 1 ] || tenants="--tenants $(CLUSTER_DIR)/node1/data/tenants.json"; \
 	  nohup $(BIN) serve --node-name node$$i \
 	    --http-addr 127.0.0.1:818$$i --gossip-addr 127.0.0.1:795$$i --remote-addr 127.0.0.1:819$$i \
 	    --join 127.0.0.1:7951,127.0.0.1:7952,127.0.0.1:7953 \
-	    --data-dir $(CLUSTER_DIR)/node$$i/data \
+	    --data-dir $(CLUSTER_DIR)/node$$i/data $$tenants \
 	    > $(CLUSTER_DIR)/node$$i.log 2>&1 & \
 	  echo $$! > $(CLUSTER_DIR)/node$$i.pid; \
+	  if [ $$i = 1 ]; then \
+	    for try in $$(seq 1 100); do [ -f $(CLUSTER_DIR)/node1/data/tenants.json ] && break; sleep 0.1; done; \
+	  fi; \
 	done
 	@for i in $(CLUSTER_NODES); do \
 	  for try in $$(seq 1 100); do \
@@ -45,7 +51,15 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	  done; \
 	done
 	@$(MAKE) --no-print-directory cluster-status
-	@echo "Try:  curl -s 127.0.0.1:8181/readyz"
+	@key=$$(grep -o 'pk_dev_[0-9a-f]*' $(CLUSTER_DIR)/node1.log | head -1); \
+	if [ -n "$$key" ]; then (umask 077; echo $$key > $(CLUSTER_DIR)/demo-key); fi; \
+	[ -n "$$key" ] || key=$$(cat $(CLUSTER_DIR)/demo-key 2>/dev/null); \
+	if [ -n "$$key" ]; then \
+	  echo "API key of tenant demo (kept in $(CLUSTER_DIR)/demo-key): $$key"; \
+	  echo "Try:  curl -N -H 'Authorization: Bearer $$key' -H 'Content-Type: application/json' -d '{\"sessionId\":\"5f0c6e3a-8d7b-4b1e-9a53-2f3b1c9d7e10\",\"message\":\"Hello\"}' 127.0.0.1:8182/chat"; \
+	else \
+	  echo "Try:  curl -s 127.0.0.1:8181/readyz"; \
+	fi
 	@echo "Logs: $(CLUSTER_DIR)/node{1,2,3}.log   Stop: make cluster-stop"
 
 cluster-status: ## show each local node's pid, readiness and view of the membership
