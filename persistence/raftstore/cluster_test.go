@@ -1,0 +1,334 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/actors/testkit"
+	"github.com/parley-chat/parley/persistence"
+)
+
+func TestWritesThroughAnyMemberAreReadFromEvery(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+
+	var sessions []persistence.SessionKey
+	for i := range c.nodes {
+		key := session(i)
+		sessions = append(sessions, key)
+		for seq := range uint64(3) {
+			appendOne(t, c.store(i), key, seq, fmt.Sprintf("n%d-m%d", i, seq+1))
+		}
+		kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "from-" + c.nodes[i].id}
+		if err := c.store(i).Put(t.Context(), kv, []byte(c.nodes[i].id), time.Time{}); err != nil {
+			t.Fatalf("Put through %s (leader %d): %v", c.nodes[i].id, leader, err)
+		}
+	}
+
+	for j := range c.nodes {
+		for i, key := range sessions {
+			ids := map[uint64]string{1: fmt.Sprintf("n%d-m1", i), 2: fmt.Sprintf("n%d-m2", i), 3: fmt.Sprintf("n%d-m3", i)}
+			checkHistory(t, c.store(j), key, ids, 3)
+			kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "from-" + c.nodes[i].id}
+			v, _, ok, err := c.store(j).Get(t.Context(), kv, t0)
+			if err != nil || !ok || string(v) != c.nodes[i].id {
+				t.Fatalf("Get %s through %s = %q, %v, %v", kv.Key, c.nodes[j].id, v, ok, err)
+			}
+		}
+	}
+	// Every member's own copy, not only the leader's, has everything.
+	c.waitSameCopies(sessions...)
+}
+
+// TestLeaderDeathLosesNoAcknowledgedAppend kills the leader while a writer
+// appends through another member, retrying as a session grain does: every
+// append acknowledged before, during and after the kill is on the
+// survivors, with no gap and no duplicate.
+func TestLeaderDeathLosesNoAcknowledgedAppend(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, nil)
+	victim := c.waitLeader()
+	via := c.follower()
+	key := session(1)
+
+	var acked atomic.Uint64 // highest acknowledged seq
+	ids := make(map[uint64]string)
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		writerDone <- writeUntil(t, c.store(via), key, stop, &acked, ids)
+	}()
+
+	waitAcked := func(n uint64) {
+		t.Helper()
+		testkit.Eventually(t, waitTimeout, func() error {
+			if got := acked.Load(); got < n {
+				return fmt.Errorf("%d appends acknowledged, waiting for %d", got, n)
+			}
+			return nil
+		})
+	}
+	waitAcked(20)
+	beforeKill := acked.Load()
+	killed := time.Now()
+	c.kill(victim)
+	waitAcked(beforeKill + 2) // one more may have been in flight at the kill
+	t.Logf("appends acknowledged again %s after the leader was killed", time.Since(killed).Round(time.Millisecond))
+	if newLeader := c.waitLeader(); newLeader == victim {
+		t.Fatalf("the killed member still leads")
+	}
+	waitAcked(beforeKill + 20)
+	close(stop)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+
+	n := acked.Load()
+	for _, i := range c.running() {
+		checkHistory(t, c.store(i), key, ids, n)
+	}
+	// Writes through the other survivor work too.
+	other := 3 - victim - via
+	appendOne(t, c.store(other), key, n, "after")
+	c.waitSameCopies(key)
+	if got := c.localMeta(via, key).LastSeq; got != n+1 {
+		t.Fatalf("%s's own copy ends at %d, want %d", c.nodes[via].id, got, n+1)
+	}
+}
+
+// writeUntil appends messages 1, 2, 3… to key through s until stop is
+// closed. An append whose outcome is unknown (ErrUnavailable) is resolved
+// the way a grain does: reload the meta; if the message landed, go on, else
+// send it again. It records every acknowledged seq in ids and the highest in
+// acked.
+func writeUntil(t testing.TB, s *Store, key persistence.SessionKey, stop <-chan struct{}, acked *atomic.Uint64, ids map[uint64]string) error {
+	for seq := uint64(1); ; seq++ {
+		id := "m" + strconv.FormatUint(seq, 10)
+		for attempt := 0; ; attempt++ {
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			if attempt == 200 {
+				return fmt.Errorf("append %d: still failing after %d attempts", seq, attempt)
+			}
+			_, err := s.Append(t.Context(), key, seq-1, []persistence.Message{msg(seq, id)}, persistence.AppendOptions{})
+			if err == nil {
+				ids[seq] = id
+				acked.Store(seq)
+				break
+			}
+			if !isRetryable(err) && !errors.Is(err, persistence.ErrSequenceConflict) {
+				return fmt.Errorf("append %d: %w", seq, err)
+			}
+			// Did it land anyway? Only this writer writes, so a LastSeq of
+			// seq means it did.
+			meta, merr := s.Meta(t.Context(), key)
+			if merr != nil {
+				continue
+			}
+			if meta.LastSeq == seq {
+				break
+			}
+			if meta.LastSeq != seq-1 {
+				return fmt.Errorf("append %d: LastSeq is %d", seq, meta.LastSeq)
+			}
+		}
+	}
+}
+
+// TestNoQuorumRefusesWritesAndRestartedMembersCatchUp stops two of three
+// members, leaving the leader or a follower: the survivor refuses writes and
+// reads within ApplyTimeout, with ErrNoQuorum, and acknowledges nothing.
+// Restarted on their dirs, the stopped members catch up and the group
+// writes again.
+func TestNoQuorumRefusesWritesAndRestartedMembersCatchUp(t *testing.T) {
+	t.Parallel()
+	for _, survivorLeads := range []bool{true, false} {
+		t.Run(fmt.Sprintf("survivor leads %v", survivorLeads), func(t *testing.T) {
+			t.Parallel()
+			testNoQuorum(t, survivorLeads)
+		})
+	}
+}
+
+func testNoQuorum(t *testing.T, survivorLeads bool) {
+	const applyTimeout = time.Second
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ApplyTimeout = applyTimeout })
+	key := session(1)
+	for seq := range uint64(5) {
+		appendOne(t, c.store(int(seq%3)), key, seq, fmt.Sprintf("m%d", seq+1))
+	}
+
+	survivor := c.waitLeader()
+	if !survivorLeads {
+		survivor = c.follower()
+	}
+	for _, i := range c.running() {
+		if i != survivor {
+			c.kill(i)
+		}
+	}
+	s := c.store(survivor)
+	start := time.Now()
+	_, err := s.Append(t.Context(), key, 5, []persistence.Message{msg(6, "refused")}, persistence.AppendOptions{})
+	took := time.Since(start)
+	if !errors.Is(err, ErrNoQuorum) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append without a quorum: %v, want ErrNoQuorum", err)
+	}
+	if took > applyTimeout+500*time.Millisecond {
+		t.Fatalf("Append without a quorum took %s, want about ApplyTimeout %s", took, applyTimeout)
+	}
+	t.Logf("Append without a quorum failed after %s: %v", took.Round(time.Millisecond), err)
+	if err := s.Put(t.Context(), persistence.KVKey{Tenant: "acme", Space: "cache", Key: "k"}, []byte("v"), time.Time{}); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("Put without a quorum: %v, want ErrNoQuorum", err)
+	}
+	if _, err := s.Meta(t.Context(), key); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("Meta without a quorum: %v, want ErrNoQuorum", err)
+	}
+
+	// One member back on its dir restores the quorum; it catches up.
+	back := (survivor + 1) % 3
+	c.restart(back)
+	c.waitLeader()
+	meta, err := s.Meta(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Meta after the restart: %v", err)
+	}
+	// The refused append was never acknowledged, but a leader that lost
+	// its quorum cannot know whether it will be committed: it is when the
+	// old leader's log wins the next election. Nothing else was written.
+	if meta.LastSeq != 5 && !(survivorLeads && meta.LastSeq == 6) {
+		t.Fatalf("LastSeq %d after the restart, want 5 (or 6 if the refused append was committed later)", meta.LastSeq)
+	}
+	appendOne(t, c.store(back), key, meta.LastSeq, "after")
+
+	c.restart(3 - survivor - back)
+	c.waitSameCopies(key)
+	for _, i := range c.running() {
+		if got := c.localMeta(i, key).LastSeq; got != meta.LastSeq+1 {
+			t.Fatalf("%s's own copy ends at %d, want %d", c.nodes[i].id, got, meta.LastSeq+1)
+		}
+	}
+}
+
+// TestEmptyMemberRebuildsFromSnapshot restarts a member on an empty dir
+// after the others compacted their logs: added again as a voter, it gets a
+// snapshot and the log after it, and its copy matches theirs.
+func TestEmptyMemberRebuildsFromSnapshot(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.TrailingLogs = 2
+		cfg.SnapshotThreshold = 1 << 20 // only the explicit snapshots below
+	})
+	key := session(1)
+	for seq := range uint64(30) {
+		appendOne(t, c.store(int(seq)%3), key, seq, fmt.Sprintf("m%d", seq+1))
+	}
+	kv := persistence.KVKey{Tenant: "globex", Space: persistence.SpaceRateLimit, Key: "user:1"}
+	if err := c.store(0).Put(t.Context(), kv, []byte("5"), t0.Add(time.Hour)); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	c.waitSameCopies(key)
+
+	victim := c.follower()
+	c.kill(victim)
+	for _, i := range c.running() {
+		if err := c.store(i).Snapshot(); err != nil {
+			t.Fatalf("Snapshot on %s: %v", c.nodes[i].id, err)
+		}
+	}
+	// Writes after the snapshot reach the rebuilt member through the log.
+	appendOne(t, c.store(c.running()[0]), key, 30, "m31")
+
+	helper := c.running()[0]
+	if err := c.store(helper).RemoveServer(c.nodes[victim].id); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	c.restartEmpty(victim)
+	if err := c.store(helper).AddVoter(c.nodes[victim].id, c.nodes[victim].addr); err != nil {
+		t.Fatalf("AddVoter: %v", err)
+	}
+	c.waitVoters(3)
+	c.waitSameCopies(key)
+	if got := c.localMeta(victim, key); got != (persistence.SessionMeta{LastSeq: 31, FirstSeq: 1}) {
+		t.Fatalf("rebuilt copy has meta %+v", got)
+	}
+	if idx := c.store(victim).Stats()["last_snapshot_index"]; idx == "0" || idx == "" {
+		t.Fatalf("rebuilt member's last_snapshot_index is %q: it caught up without a snapshot", idx)
+	}
+	// And it serves and takes writes like the others.
+	checkHistory(t, c.store(victim), key, map[uint64]string{1: "m1", 31: "m31"}, 31)
+	appendOne(t, c.store(victim), key, 31, "m32")
+	v, _, ok, err := c.store(victim).Get(t.Context(), kv, t0)
+	if err != nil || !ok || string(v) != "5" {
+		t.Fatalf("Get through the rebuilt member = %q, %v, %v", v, ok, err)
+	}
+}
+
+// TestConcurrentConditionalAppendsThroughDifferentMembers races two
+// appenders with the same expectedLast through two members, as two
+// activations of one session on two nodes would: exactly one wins.
+func TestConcurrentConditionalAppendsThroughDifferentMembers(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, nil)
+	key := session(1)
+	const rounds = 20
+	for round := range rounds {
+		last := uint64(round)
+		members := []int{round % 3, (round + 1) % 3}
+		errs := make([]error, len(members))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w, m := range members {
+			wg.Go(func() {
+				<-start
+				_, errs[w] = c.store(m).Append(t.Context(), key, last, []persistence.Message{msg(last+1, fmt.Sprintf("r%d-w%d", round, w))}, persistence.AppendOptions{})
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for w, err := range errs {
+			switch {
+			case err == nil:
+				winners++
+			case !errors.Is(err, persistence.ErrSequenceConflict):
+				t.Fatalf("round %d: writer %d through %s: %v", round, w, c.nodes[members[w]].id, err)
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("round %d: %d writers won (%v), want exactly one", round, winners, errs)
+		}
+	}
+	checkHistory(t, c.store(2), key, nil, rounds)
+}
+
+// TestRestartRebuildsStateMachine restarts a single member: its state
+// machine is rebuilt from the snapshot and the log after it.
+func TestRestartRebuildsStateMachine(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 1, nil)
+	key := session(1)
+	ids := make(map[uint64]string)
+	for seq := range uint64(10) {
+		ids[seq+1] = fmt.Sprintf("m%d", seq+1)
+		appendOne(t, c.store(0), key, seq, ids[seq+1])
+		if seq == 4 {
+			if err := c.store(0).Snapshot(); err != nil {
+				t.Fatalf("Snapshot: %v", err)
+			}
+		}
+	}
+	c.kill(0)
+	c.restart(0)
+	checkHistory(t, c.store(0), key, ids, 10)
+	appendOne(t, c.store(0), key, 10, "m11")
+}

@@ -1,0 +1,409 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-chat/parley/persistence"
+)
+
+// # Commands, queries and results
+//
+// Every write becomes a command, an entry of the raft log that each member's
+// state machine decodes and carries out against its Badger store, in log
+// order. Reads become queries that the leader answers from its own state
+// machine. Both are sent to the leader by members that are not (forward.go),
+// and their results come back the same way.
+//
+// All three are format byte 1, then the fields of their kind in the framing
+// of codec.go. A later format gets a new first byte; a member refuses (and
+// logs) a command it cannot decode, which every member does alike, so the
+// copies never diverge over it. Every member of a group must therefore run a
+// version that knows every format in its log before the group is asked to
+// write one.
+
+const wireFormatV1 = 1
+
+// opCode names a write.
+type opCode byte
+
+const (
+	opAppend opCode = iota + 1
+	opDeleteSession
+	opPut
+	opDelete
+	opSweep
+	opDeleteTenant
+)
+
+func (op opCode) String() string {
+	switch op {
+	case opAppend:
+		return "append"
+	case opDeleteSession:
+		return "delete session"
+	case opPut:
+		return "put"
+	case opDelete:
+		return "delete"
+	case opSweep:
+		return "sweep"
+	case opDeleteTenant:
+		return "delete tenant"
+	}
+	return fmt.Sprintf("op %d", byte(op))
+}
+
+// command is one write. Only the fields of its op are encoded.
+type command struct {
+	op opCode
+
+	session      persistence.SessionKey // opAppend, opDeleteSession
+	expectedLast uint64                 // opAppend
+	msgs         []persistence.Message  // opAppend
+	maxMessages  int                    // opAppend
+
+	kv        persistence.KVKey // opPut, opDelete
+	value     []byte            // opPut
+	expiresAt time.Time         // opPut
+
+	now       time.Time                // opSweep
+	retention map[string]time.Duration // opSweep: the tenants whose messages expire
+
+	tenant string // opDeleteTenant
+}
+
+func encodeCommand(c command) []byte {
+	var e encoder
+	e.byte(wireFormatV1)
+	e.byte(byte(c.op))
+	switch c.op {
+	case opAppend:
+		e.sessionKey(c.session)
+		e.uvarint(c.expectedLast)
+		e.varint(int64(c.maxMessages))
+		e.uvarint(uint64(len(c.msgs)))
+		for _, m := range c.msgs {
+			e.message(m)
+		}
+	case opDeleteSession:
+		e.sessionKey(c.session)
+	case opPut:
+		e.kvKey(c.kv)
+		e.bytes(c.value)
+		e.time(c.expiresAt)
+	case opDelete:
+		e.kvKey(c.kv)
+	case opSweep:
+		e.time(c.now)
+		tenants := make([]string, 0, len(c.retention))
+		for t := range c.retention {
+			tenants = append(tenants, t)
+		}
+		slices.Sort(tenants) // the same sweep always encodes the same way
+		e.uvarint(uint64(len(tenants)))
+		for _, t := range tenants {
+			e.string(t)
+			e.duration(c.retention[t])
+		}
+	case opDeleteTenant:
+		e.string(c.tenant)
+	default:
+		panic(fmt.Sprintf("raftstore: encode of unknown %s", c.op))
+	}
+	return e.b
+}
+
+func decodeCommand(b []byte) (command, error) {
+	d := decoder{b: b}
+	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+		return command{}, fmt.Errorf("command format %d unknown", f)
+	}
+	c := command{op: opCode(d.byte())}
+	switch c.op {
+	case opAppend:
+		c.session = d.sessionKey()
+		c.expectedLast = d.uvarint()
+		c.maxMessages = int(d.varint())
+		n := d.count(minMessageSize)
+		c.msgs = make([]persistence.Message, n)
+		for i := range c.msgs {
+			c.msgs[i] = d.message()
+		}
+	case opDeleteSession:
+		c.session = d.sessionKey()
+	case opPut:
+		c.kv = d.kvKey()
+		c.value = d.bytes()
+		c.expiresAt = d.time()
+	case opDelete:
+		c.kv = d.kvKey()
+	case opSweep:
+		c.now = d.time()
+		n := d.count(2)
+		c.retention = make(map[string]time.Duration, n)
+		for range n {
+			t := d.string()
+			c.retention[t] = d.duration()
+		}
+	case opDeleteTenant:
+		c.tenant = d.string()
+	default:
+		if d.err == nil {
+			return command{}, fmt.Errorf("unknown %s", c.op)
+		}
+	}
+	if err := d.finish(); err != nil {
+		return command{}, fmt.Errorf("%s command: %w", c.op, err)
+	}
+	return c, nil
+}
+
+// queryKind names a read.
+type queryKind byte
+
+const (
+	queryMeta queryKind = iota + 1
+	queryPage
+	queryGet
+)
+
+// query is one read. Only the fields of its kind are encoded.
+type query struct {
+	kind queryKind
+
+	session   persistence.SessionKey // queryMeta, queryPage
+	before    uint64                 // queryPage
+	limit     int                    // queryPage
+	notBefore time.Time              // queryPage
+
+	kv  persistence.KVKey // queryGet
+	now time.Time         // queryGet
+}
+
+func encodeQuery(q query) []byte {
+	var e encoder
+	e.byte(wireFormatV1)
+	e.byte(byte(q.kind))
+	switch q.kind {
+	case queryMeta:
+		e.sessionKey(q.session)
+	case queryPage:
+		e.sessionKey(q.session)
+		e.uvarint(q.before)
+		e.varint(int64(q.limit))
+		e.time(q.notBefore)
+	case queryGet:
+		e.kvKey(q.kv)
+		e.time(q.now)
+	default:
+		panic(fmt.Sprintf("raftstore: encode of unknown query %d", q.kind))
+	}
+	return e.b
+}
+
+func decodeQuery(b []byte) (query, error) {
+	d := decoder{b: b}
+	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+		return query{}, fmt.Errorf("query format %d unknown", f)
+	}
+	q := query{kind: queryKind(d.byte())}
+	switch q.kind {
+	case queryMeta:
+		q.session = d.sessionKey()
+	case queryPage:
+		q.session = d.sessionKey()
+		q.before = d.uvarint()
+		q.limit = int(d.varint())
+		q.notBefore = d.time()
+	case queryGet:
+		q.kv = d.kvKey()
+		q.now = d.time()
+	default:
+		if d.err == nil {
+			return query{}, fmt.Errorf("unknown query %d", q.kind)
+		}
+	}
+	if err := d.finish(); err != nil {
+		return query{}, fmt.Errorf("query: %w", err)
+	}
+	return q, nil
+}
+
+// result is the outcome of a command or a query: err, or the fields its
+// kind fills.
+type result struct {
+	err error
+
+	meta  persistence.SessionMeta // opAppend, queryMeta
+	stats persistence.SweepStats  // opSweep
+	msgs  []persistence.Message   // queryPage
+	value []byte                  // queryGet
+	exp   time.Time               // queryGet
+	found bool                    // queryGet
+}
+
+// errCode carries an error's meaning across the wire, so that errors.Is
+// still works on the member that forwarded the request.
+type errCode byte
+
+const (
+	codeOK errCode = iota
+	codeConflict
+	codeInvalidKey
+	codeNotLeader
+	codeNoQuorum
+	codeUnavailable
+	codeOther
+)
+
+func codeOf(err error) errCode {
+	switch {
+	case err == nil:
+		return codeOK
+	case errors.Is(err, errNotLeader):
+		return codeNotLeader
+	case errors.Is(err, ErrNoQuorum):
+		return codeNoQuorum
+	case errors.Is(err, ErrUnavailable), errors.Is(err, persistence.ErrClosed):
+		// A leader that is closing cannot serve the request; to the
+		// member that forwarded it, that is unavailability, not its own
+		// closing.
+		return codeUnavailable
+	case errors.Is(err, persistence.ErrSequenceConflict):
+		return codeConflict
+	case errors.Is(err, persistence.ErrInvalidKey):
+		return codeInvalidKey
+	}
+	return codeOther
+}
+
+// remoteError is an error that came back from the leader: its text, and the
+// sentinel its code stands for.
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func errorOf(code errCode, msg string) error {
+	var sentinel error
+	switch code {
+	case codeOK:
+		return nil
+	case codeConflict:
+		sentinel = persistence.ErrSequenceConflict
+	case codeInvalidKey:
+		sentinel = persistence.ErrInvalidKey
+	case codeNotLeader:
+		sentinel = errNotLeader
+	case codeNoQuorum:
+		sentinel = ErrNoQuorum
+	case codeUnavailable:
+		sentinel = ErrUnavailable
+	}
+	return &remoteError{msg: msg, sentinel: sentinel}
+}
+
+func encodeResult(r result) []byte {
+	var e encoder
+	e.byte(wireFormatV1)
+	e.byte(byte(codeOf(r.err)))
+	if r.err != nil {
+		e.string(r.err.Error())
+		return e.b
+	}
+	e.uvarint(r.meta.LastSeq)
+	e.uvarint(r.meta.FirstSeq)
+	e.varint(int64(r.stats.Messages))
+	e.varint(int64(r.stats.KVEntries))
+	e.varint(int64(r.stats.Sessions))
+	e.bool(r.found)
+	e.bytes(r.value)
+	e.time(r.exp)
+	e.uvarint(uint64(len(r.msgs)))
+	for _, m := range r.msgs {
+		e.message(m)
+	}
+	return e.b
+}
+
+func decodeResult(b []byte) (result, error) {
+	d := decoder{b: b}
+	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+		return result{}, fmt.Errorf("result format %d unknown", f)
+	}
+	var r result
+	if code := errCode(d.byte()); code != codeOK {
+		r.err = errorOf(code, d.string())
+		return r, d.finish()
+	}
+	r.meta.LastSeq = d.uvarint()
+	r.meta.FirstSeq = d.uvarint()
+	r.stats.Messages = int(d.varint())
+	r.stats.KVEntries = int(d.varint())
+	r.stats.Sessions = int(d.varint())
+	r.found = d.bool()
+	if v := d.bytes(); r.found {
+		r.value = append([]byte{}, v...)
+	}
+	r.exp = d.time()
+	n := d.count(minMessageSize)
+	if n > 0 {
+		r.msgs = make([]persistence.Message, n)
+		for i := range r.msgs {
+			r.msgs[i] = d.message()
+		}
+	}
+	if err := d.finish(); err != nil {
+		return result{}, fmt.Errorf("result: %w", err)
+	}
+	return r, nil
+}
+
+// minMessageSize is the fewest bytes one encoded message takes: a byte for
+// each of its six fields but the time, which takes two.
+const minMessageSize = 7
+
+func (e *encoder) message(m persistence.Message) {
+	e.uvarint(m.Seq)
+	e.string(m.ID)
+	e.string(string(m.Role))
+	e.varint(int64(m.TokenCount))
+	e.time(m.CreatedAt)
+	e.string(m.Content)
+}
+
+func (d *decoder) message() persistence.Message {
+	var m persistence.Message
+	m.Seq = d.uvarint()
+	m.ID = d.string()
+	m.Role = persistence.Role(d.string())
+	m.TokenCount = int(d.varint())
+	m.CreatedAt = d.time()
+	m.Content = d.string()
+	return m
+}
+
+func (e *encoder) sessionKey(k persistence.SessionKey) {
+	e.string(k.Tenant)
+	e.string(k.Session)
+}
+
+func (d *decoder) sessionKey() persistence.SessionKey {
+	return persistence.SessionKey{Tenant: d.string(), Session: d.string()}
+}
+
+func (e *encoder) kvKey(k persistence.KVKey) {
+	e.string(k.Tenant)
+	e.string(k.Space)
+	e.string(k.Key)
+}
+
+func (d *decoder) kvKey() persistence.KVKey {
+	return persistence.KVKey{Tenant: d.string(), Space: d.string(), Key: d.string()}
+}

@@ -1,0 +1,121 @@
+package raftstore
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/persistence"
+)
+
+func TestCommandRoundTrip(t *testing.T) {
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	key := persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"}
+	kv := persistence.KVKey{Tenant: "acme", Space: "cache", Key: "\xff\xfe:a/b"} // not UTF-8: carried as bytes
+	cmds := []command{
+		{op: opAppend, session: key, expectedLast: 41, maxMessages: 1000, msgs: []persistence.Message{
+			{Seq: 42, ID: "01J-ü", Role: persistence.RoleUser, Content: "héllo\x00🎉", TokenCount: -1, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, zone)},
+			{Seq: 43, Role: persistence.RoleSystem, CreatedAt: time.Time{}},
+		}},
+		{op: opDeleteSession, session: key},
+		{op: opPut, kv: kv, value: []byte{0, 1, 2}, expiresAt: t0},
+		{op: opPut, kv: kv, value: []byte{}, expiresAt: time.Time{}},
+		{op: opDelete, kv: kv},
+		{op: opSweep, now: t0, retention: map[string]time.Duration{"acme": time.Hour, "globex": 30 * 24 * time.Hour}},
+		{op: opSweep, now: t0, retention: map[string]time.Duration{}},
+		{op: opDeleteTenant, tenant: "acme"},
+	}
+	for _, c := range cmds {
+		got, err := decodeCommand(encodeCommand(c))
+		if err != nil {
+			t.Fatalf("decode %s: %v", c.op, err)
+		}
+		for i := range c.msgs {
+			if !got.msgs[i].CreatedAt.Equal(c.msgs[i].CreatedAt) {
+				t.Fatalf("%s: createdAt %v, want %v", c.op, got.msgs[i].CreatedAt, c.msgs[i].CreatedAt)
+			}
+			got.msgs[i].CreatedAt = c.msgs[i].CreatedAt
+		}
+		if c.op == opPut && !got.expiresAt.Equal(c.expiresAt) {
+			t.Fatalf("put: expiresAt %v, want %v", got.expiresAt, c.expiresAt)
+		}
+		got.expiresAt, got.now = c.expiresAt, c.now
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("round trip of %s:\n got  %+v\n want %+v", c.op, got, c)
+		}
+	}
+}
+
+func TestQueryAndResultRoundTrip(t *testing.T) {
+	key := persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"}
+	for _, q := range []query{
+		{kind: queryMeta, session: key},
+		{kind: queryPage, session: key, before: 7, limit: -5, notBefore: t0},
+		{kind: queryGet, kv: persistence.KVKey{Tenant: "acme", Space: "cache", Key: "k"}, now: t0},
+	} {
+		got, err := decodeQuery(encodeQuery(q))
+		if err != nil || !reflect.DeepEqual(got, q) {
+			t.Fatalf("query round trip: %+v, %v; want %+v", got, err, q)
+		}
+	}
+
+	ok := result{
+		meta:  persistence.SessionMeta{LastSeq: 9, FirstSeq: 3},
+		stats: persistence.SweepStats{Messages: 1, KVEntries: 2, Sessions: 3},
+		msgs:  []persistence.Message{{Seq: 9, ID: "m9", Role: persistence.RoleAssistant, Content: "c", TokenCount: 4, CreatedAt: t0}},
+		value: []byte("v"), exp: t0, found: true,
+	}
+	got, err := decodeResult(encodeResult(ok))
+	if err != nil || !reflect.DeepEqual(got, ok) {
+		t.Fatalf("result round trip: %+v, %v; want %+v", got, err, ok)
+	}
+
+	// Errors keep their meaning across the wire.
+	for _, sentinel := range []error{persistence.ErrSequenceConflict, persistence.ErrInvalidKey, ErrNoQuorum, ErrUnavailable, errNotLeader} {
+		sent := result{err: errors.Join(errors.New("context"), sentinel)}
+		got, err := decodeResult(encodeResult(sent))
+		if err != nil || !errors.Is(got.err, sentinel) || got.err.Error() != sent.err.Error() {
+			t.Fatalf("error %v came back as %v (%v)", sent.err, got.err, err)
+		}
+	}
+	// A remote member's closing is unavailability here, not ErrClosed.
+	got, _ = decodeResult(encodeResult(result{err: persistence.ErrClosed}))
+	if !errors.Is(got.err, ErrUnavailable) || errors.Is(got.err, persistence.ErrClosed) {
+		t.Fatalf("remote ErrClosed came back as %v", got.err)
+	}
+	got, _ = decodeResult(encodeResult(result{err: errors.New("disk on fire")}))
+	if got.err == nil || got.err.Error() != "disk on fire" || errors.Is(got.err, ErrUnavailable) {
+		t.Fatalf("plain error came back as %v", got.err)
+	}
+}
+
+func TestDecodeRefusesMalformedInput(t *testing.T) {
+	valid := encodeCommand(command{op: opAppend, session: persistence.SessionKey{Tenant: "a", Session: "b"}, msgs: []persistence.Message{{Seq: 1}}})
+	inputs := map[string][]byte{
+		"empty":          nil,
+		"unknown format": {9, byte(opPut)},
+		"unknown op":     {wireFormatV1, 99},
+		"truncated":      valid[:len(valid)-1],
+		"trailing bytes": append(append([]byte{}, valid...), 0),
+		// An append claiming 2^62 messages in a few bytes must not allocate them.
+		"huge count": {wireFormatV1, byte(opAppend), 1, 'a', 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
+	}
+	for name, b := range inputs {
+		if _, err := decodeCommand(b); err == nil {
+			t.Errorf("%s: decodeCommand succeeded", name)
+		}
+	}
+	for name, b := range map[string][]byte{"empty": nil, "unknown kind": {wireFormatV1, 42}, "bad format": {2}} {
+		if _, err := decodeQuery(b); err == nil {
+			t.Errorf("%s: decodeQuery succeeded", name)
+		}
+		if _, err := decodeResult(b); err == nil {
+			t.Errorf("%s: decodeResult succeeded", name)
+		}
+	}
+	if _, _, err := decodeEnvelope([]byte{wireFormatV1, 2}); err == nil || !strings.Contains(err.Error(), "forwarded request") {
+		t.Errorf("decodeEnvelope of a truncated envelope: %v", err)
+	}
+}
