@@ -197,7 +197,12 @@ func (p *MemberlistProvider) joinLoop() {
 		if attempt == 1 {
 			level = slog.LevelInfo
 		}
-		p.logger.Log(context.Background(), level, "waiting for seeds", "seeds", seeds, "err", err)
+		reason := ""
+		if err != nil {
+			// memberlist joins one multi-line error per seed.
+			reason = strings.Join(strings.Fields(err.Error()), " ")
+		}
+		p.logger.Log(context.Background(), level, "waiting for seeds", "seeds", seeds, "err", reason)
 		select {
 		case <-p.stop:
 			return
