@@ -24,6 +24,9 @@ type Config struct {
 	RemoteAddr string
 	// HTTPAddr is gossiped for operators only.
 	HTTPAddr string
+	// RaftAddr is gossiped so the raft leader can add this node as a
+	// voter of the replicated store; empty without one.
+	RaftAddr string
 	// Join lists seed gossip addresses. The node retries them until one
 	// answers; until then it is not ready.
 	Join []string

@@ -24,6 +24,9 @@ type MemberMeta struct {
 	Kinds []string `json:"kinds"`
 	// HTTP is the node's HTTP address, informational.
 	HTTP string `json:"http,omitempty"`
+	// Raft is the address of the node's replicated-store member, when it
+	// runs one: the raft leader adds it as a voter.
+	Raft string `json:"raft,omitempty"`
 }
 
 const maxMetaSize = 512 // memberlist.MetaMaxSize

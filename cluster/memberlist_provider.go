@@ -61,6 +61,7 @@ func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
 		Remote: net.JoinHostPort(host, strconv.Itoa(port)),
 		Kinds:  c.GetClusterKinds(),
 		HTTP:   p.cfg.HTTPAddr,
+		Raft:   p.cfg.RaftAddr,
 	}.encode()
 	if err != nil {
 		return err

@@ -78,6 +78,12 @@ func (p *process) wait(t *testing.T, timeout time.Duration) int {
 // test ends (by its pid, through cmd.Process).
 func startCluster(t *testing.T, bin string, n int) []*process {
 	t.Helper()
+	return startClusterWith(t, bin, n, nil)
+}
+
+// startClusterWith is startCluster with extra flags for node i (from 0).
+func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []string) []*process {
+	t.Helper()
 	type ports struct{ http, gossip, remote string }
 	all := make([]ports, n)
 	var seeds []string
@@ -94,6 +100,9 @@ func startCluster(t *testing.T, bin string, n int) []*process {
 			"--join", strings.Join(seeds, ","),
 			"--data-dir", filepath.Join(t.TempDir(), "data"),
 			"--log-level", "warn")
+		if extra != nil {
+			cmd.Args = append(cmd.Args, extra(i)...)
+		}
 		p := &process{name: name, http: pt.http, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
 		cmd.Stdout, cmd.Stderr = p.log, p.log
 		if err := cmd.Start(); err != nil {

@@ -29,6 +29,8 @@ type serveConfig struct {
 	LogFormat      string
 	LogLevel       string
 	TrustedProxies []netip.Prefix
+	RaftAddr       string
+	RaftBootstrap  bool
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -57,6 +59,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "", "IP:port of this node's replicated-store member (docs/durability.md); empty keeps the node-local store")
+	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -127,6 +131,11 @@ func (c serveConfig) validate() error {
 	}
 	if c.DataDir == "" {
 		return bad("data-dir", "is empty")
+	}
+	if c.RaftAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			return bad("raft-addr", "%q is not host:port", c.RaftAddr)
+		}
 	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)

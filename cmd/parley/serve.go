@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -73,7 +74,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
-	store    *persistence.BadgerStore
+	store    persistence.Store
+	voters   *voterReconciler // nil without a replicated store
 	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
@@ -115,9 +117,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger.With("component", "storage")})
+	store, err := openStore(cfg, logger.With("component", "storage"))
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
+		return nil, err
 	}
 	undo = append(undo, func() { _ = store.Close() })
 
@@ -151,6 +153,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.GossipAddr = cfg.GossipAddr
 	ccfg.RemoteAddr = cfg.RemoteAddr
 	ccfg.HTTPAddr = httpListener.Addr().String()
+	if rs, ok := store.(*raftstore.Store); ok {
+		ccfg.RaftAddr = rs.RaftAddr()
+	}
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
 	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind, limiterKind}
@@ -171,6 +176,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
 	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	if rs, ok := store.(*raftstore.Store); ok {
+		n.voters = startVoterReconciler(rs, member, logger.With("component", "raft"))
+	}
 	handler, err := edge.New(edge.Config{
 		NodeName:    cfg.NodeName,
 		Health:      n,
@@ -217,6 +225,7 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 	cancel()
 	n.sweeper.Stop()
+	n.voters.stop()
 	if err := n.store.Close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}
@@ -229,6 +238,15 @@ func (n *node) Ready() error {
 		return errors.New("shutting down")
 	}
 	return n.member.Ready()
+}
+
+// Voters implements edge.Voters: the replicated store's voters, none with
+// the node-local store.
+func (n *node) Voters() []string {
+	if rs, ok := n.store.(*raftstore.Store); ok {
+		return rs.Voters()
+	}
+	return nil
 }
 
 // Members implements edge.Health.

@@ -21,9 +21,16 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyzResponse is the /readyz body when the node is ready.
 type readyzResponse struct {
-	Status  string `json:"status"`
-	Node    string `json:"node"`
-	Members any    `json:"members"`
+	Status  string   `json:"status"`
+	Node    string   `json:"node"`
+	Members any      `json:"members"`
+	Voters  []string `json:"voters,omitempty"`
+}
+
+// Voters is implemented by a Health whose node runs a replicated store:
+// /readyz then lists the store's voters.
+type Voters interface {
+	Voters() []string
 }
 
 // readyz answers 200 with the membership when the node serves requests,
@@ -34,5 +41,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()})
+	body := readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()}
+	if v, ok := s.cfg.Health.(Voters); ok {
+		body.Voters = v.Voters()
+	}
+	writeJSON(w, http.StatusOK, body)
 }
