@@ -109,6 +109,7 @@ func historyOf(p *process, sessionID string) ([]string, error) {
 }
 
 func TestAcknowledgedMessagesSurviveSIGKILLWithReplication(t *testing.T) {
+	t.Parallel()
 	nodes := replicatedCluster(t)
 	sessions := make([]string, 30)
 	for i := range sessions {
@@ -158,4 +159,79 @@ func TestAcknowledgedMessagesSurviveSIGKILLWithReplication(t *testing.T) {
 		t.Fatalf("only %d messages acknowledged", total)
 	}
 	t.Logf("%d acknowledged messages all present on both survivors", total)
+}
+
+// checkAll waits until every acknowledged message is in its session's
+// history read through p.
+func checkAll(t *testing.T, p *process, acked map[string][]string) {
+	t.Helper()
+	for sid, msgs := range acked {
+		testkit.Eventually(t, 20*time.Second, func() error {
+			got, err := historyOf(p, sid)
+			if err != nil {
+				return err
+			}
+			for _, want := range msgs {
+				if !slices.Contains(got, want) {
+					return fmt.Errorf("acknowledged %q missing from %s via %s", want, sid, p.name)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
+	t.Parallel()
+	nodes := replicatedCluster(t)
+	acked := map[string][]string{}
+	write := func(round int, via []*process, n int) {
+		for i := range n {
+			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
+			msg := fmt.Sprintf("round %d message %d", round, i)
+			if chat(t, via[i%len(via)], sid, msg) == 200 {
+				acked[sid] = append(acked[sid], msg)
+			}
+		}
+	}
+	write(1, nodes, 12)
+
+	// Killed, written without it, restarted on its data dir: it catches up.
+	_ = nodes[2].cmd.Process.Signal(syscall.SIGKILL)
+	<-nodes[2].exited
+	write(2, nodes[:2], 12)
+	nodes[2] = restart(t, nodes[2], dataDir(nodes[2]))
+	checkAll(t, nodes[2], acked)
+
+	// Killed again and restarted with its disk lost: it rebuilds its copy
+	// from the others, as the same voter.
+	_ = nodes[2].cmd.Process.Signal(syscall.SIGKILL)
+	<-nodes[2].exited
+	write(3, nodes[:2], 12)
+	nodes[2] = restart(t, nodes[2], filepath.Join(t.TempDir(), "empty"))
+	checkAll(t, nodes[2], acked)
+	for _, p := range nodes {
+		checkAll(t, p, acked)
+	}
+
+	// Two of three lost: the survivor refuses writes it cannot make
+	// durable (503), within its deadline, instead of acknowledging them.
+	for _, p := range nodes[1:] {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+	}
+	start := time.Now()
+	refused := 0
+	for i := range 3 {
+		sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
+		switch code := chat(t, nodes[0], sid, "with two of three down"); code {
+		case 200:
+			t.Fatalf("a write was acknowledged with two of three nodes down")
+		case http.StatusServiceUnavailable:
+			refused++
+		default:
+			t.Fatalf("status %d with two of three nodes down, want 503 within the client's 10 s", code)
+		}
+	}
+	t.Logf("2 of 3 down: %d writes refused in %s", refused, time.Since(start).Round(time.Millisecond))
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,25 +104,50 @@ func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []strin
 		if extra != nil {
 			cmd.Args = append(cmd.Args, extra(i)...)
 		}
-		p := &process{name: name, http: pt.http, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
-		cmd.Stdout, cmd.Stderr = p.log, p.log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		go func() {
-			_ = cmd.Wait()
-			close(p.exited)
-		}()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-p.exited
-			if t.Failed() {
-				t.Logf("%s log:\n%s", name, p.log.String())
-			}
-		})
-		procs = append(procs, p)
+		procs = append(procs, launch(t, name, pt.http, cmd.Args))
 	}
 	return procs
+}
+
+// launch starts `parley` with args (args[0] is the binary) and kills it,
+// by its pid, when the test ends.
+func launch(t *testing.T, name, httpAddr string, args []string) *process {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	p := &process{name: name, http: httpAddr, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.log.String())
+		}
+	})
+	return p
+}
+
+// restart starts a stopped process again with the same flags, on dataDir
+// (its old one, or a new empty one).
+func restart(t *testing.T, p *process, dataDir string) *process {
+	t.Helper()
+	args := slices.Clone(p.cmd.Args)
+	if i := slices.Index(args, "--data-dir"); i >= 0 {
+		args[i+1] = dataDir
+	}
+	return launch(t, p.name, p.http, args)
+}
+
+// dataDir is the --data-dir a process was started with.
+func dataDir(p *process) string {
+	i := slices.Index(p.cmd.Args, "--data-dir")
+	return p.cmd.Args[i+1]
 }
 
 // syncBuffer is a bytes.Buffer a process writes to while the test reads.

@@ -99,6 +99,9 @@ func (s *server) cacheError(w http.ResponseWriter, r *http.Request, err error) {
 // tenant's model config. A tenant may override it with PUT /cache/parley/model.
 const modelConfigKey = "parley/model"
 
+// modelConfigTimeout bounds the cache reads and writes of modelConfig.
+const modelConfigTimeout = 500 * time.Millisecond
+
 // modelConfig reads the tenant's model config through the cache and fills
 // the cache from the tenants file on a miss (or when the cached value is
 // not a model config). Without a cache, or when it is unavailable, the
@@ -107,6 +110,11 @@ func (s *server) modelConfig(ctx context.Context, t *tenants.Tenant) tenants.Mod
 	if s.cfg.Cache == nil {
 		return t.Model
 	}
+	// The config is a convenience, not worth a chat's latency budget:
+	// when the cache is slow (its store lost its quorum) the tenants file
+	// answers after at most this long.
+	ctx, cancel := context.WithTimeout(ctx, modelConfigTimeout)
+	defer cancel()
 	value, _, ok, err := s.cfg.Cache.Get(ctx, t.ID, modelConfigKey)
 	if err != nil {
 		s.cfg.Logger.Warn("model config from cache", "tenant", t.ID, "err", err)
