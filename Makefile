@@ -9,7 +9,7 @@ BIN   := $(RUN)/bin/parley
 CLUSTER_DIR   := $(RUN)/cluster
 CLUSTER_NODES := 1 2 3
 
-.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated generate lint bench
+.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated generate lint bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ cluster-stop: ## stop the nodes `make cluster` started (SIGTERM: graceful leave)
 	  if kill -0 $$pid 2>/dev/null; then echo "node$$i (pid $$pid) did not leave in 30 s; killing it"; kill -KILL $$pid; fi; \
 	  rm -f $$pidfile; echo "node$$i stopped"; \
 	done
+
+chaos: ## watch replicated nodes being SIGKILLed, restarted and rebuilt with no acknowledged message lost
+	$(GO) test -count=1 -v -run 'Replication|Rejoins' ./tests 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL)|durability_test'
 
 test: check-generated lint test-go ## everything CI runs: generated code current, lint, race tests
 
