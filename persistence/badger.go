@@ -272,9 +272,11 @@ func (s *BadgerStore) collectValueLog() {
 	}
 }
 
-// badgerLogger routes Badger's printf-style logger into slog. Badger logs
-// every table opened and every compaction at Info; those become Debug so
-// that a healthy node is quiet.
+// BadgerLogger routes Badger's printf-style logger into slog, for every
+// Badger DB Parley opens. Badger logs every table opened and every
+// compaction at Info; those become Debug so that a healthy node is quiet.
+func BadgerLogger(logger *slog.Logger) badger.Logger { return badgerLogger{logger} }
+
 type badgerLogger struct{ logger *slog.Logger }
 
 func (l badgerLogger) Errorf(f string, args ...any)   { l.log(slog.LevelError, f, args) }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,16 +132,20 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
 	var ttft time.Duration
+	// One buffer for the whole stream: each event is framed in it and
+	// written with a single Write, no copy per token.
+	var frame bytes.Buffer
 	send := func(event, id string, data any) bool {
-		body, _ := json.Marshal(data)
-		var b strings.Builder
+		frame.Reset()
 		if id != "" {
-			b.WriteString("id: " + id + "\n")
+			frame.WriteString("id: " + id + "\n")
 		}
-		b.WriteString("event: " + event + "\ndata: ")
-		b.Write(body)
-		b.WriteString("\n\n")
-		if _, err := w.Write([]byte(b.String())); err != nil {
+		frame.WriteString("event: " + event + "\ndata: ")
+		if err := json.NewEncoder(&frame).Encode(data); err != nil { // ends with "\n"
+			return false
+		}
+		frame.WriteString("\n")
+		if _, err := w.Write(frame.Bytes()); err != nil {
 			return false
 		}
 		return rc.Flush() == nil

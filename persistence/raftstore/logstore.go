@@ -2,16 +2,16 @@ package raftstore
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
+
+	"github.com/parley-chat/parley/persistence"
 )
 
 // logStore is raft's LogStore and StableStore on one Badger DB written with
@@ -62,7 +62,7 @@ func openLogStore(dir string, logger *slog.Logger) (*logStore, error) {
 		// footprint down (the state machine has its own Badger DB).
 		WithMemTableSize(32 << 20).
 		WithBlockCacheSize(16 << 20).
-		WithLogger(badgerLogger{logger})
+		WithLogger(persistence.BadgerLogger(logger))
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log in %s: %w", dir, err)
@@ -290,21 +290,3 @@ func decodeLog(v []byte, out *raft.Log) error {
 	return d.finish()
 }
 
-// badgerLogger routes Badger's printf-style lines into slog, its Info lines
-// at Debug so that a healthy member is quiet.
-type badgerLogger struct{ logger *slog.Logger }
-
-func (l badgerLogger) Errorf(f string, args ...any)   { l.log(slog.LevelError, f, args) }
-func (l badgerLogger) Warningf(f string, args ...any) { l.log(slog.LevelWarn, f, args) }
-func (l badgerLogger) Infof(f string, args ...any)    { l.log(slog.LevelDebug, f, args) }
-func (l badgerLogger) Debugf(f string, args ...any)   { l.log(slog.LevelDebug, f, args) }
-
-func (l badgerLogger) log(level slog.Level, f string, args []any) {
-	ctx := context.Background()
-	if !l.logger.Enabled(ctx, level) {
-		return
-	}
-	l.logger.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, args...)))
-}
-
-var _ badger.Logger = badgerLogger{}
