@@ -31,6 +31,8 @@ type serveConfig struct {
 	TrustedProxies []netip.Prefix
 	RaftAddr       string
 	RaftBootstrap  bool
+	SessionIdle    time.Duration
+	Heartbeat      time.Duration
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -57,6 +59,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of this node's Badger database")
 	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
+	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", 5*time.Minute, "passivate a chat session after this long without requests")
+	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.RaftAddr, "raft-addr", "", "IP:port of this node's replicated-store member (docs/durability.md); empty keeps the node-local store")
@@ -136,6 +140,12 @@ func (c serveConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 			return bad("raft-addr", "%q is not host:port", c.RaftAddr)
 		}
+	}
+	if c.SessionIdle <= 0 {
+		return bad("session-idle-timeout", "%s is not positive", c.SessionIdle)
+	}
+	if c.Heartbeat <= 0 {
+		return bad("sse-heartbeat", "%s is not positive", c.Heartbeat)
 	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)

@@ -60,6 +60,8 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined: -bogus"},
 		{"bad duration", []string{"--mock-token-delay", "soon"}, `invalid value "soon" for flag -mock-token-delay`},
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not text or json`},
+		{"zero idle timeout", []string{"--session-idle-timeout", "0s"}, `--session-idle-timeout: 0s is not positive`},
+		{"negative heartbeat", []string{"--sse-heartbeat", "-1s"}, `--sse-heartbeat: -1s is not positive`},
 		{"bad join", []string{"--join", "nohost"}, `--join: "nohost" is not host:port`},
 		{"stray argument", []string{"now"}, "serve takes no arguments"},
 		{"unreadable tenants file", []string{"--tenants", filepath.Join(t.TempDir(), "missing.json")}, "--tenants: open"},

@@ -125,12 +125,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 
 	metrics := edge.NewMetrics()
 	sessions, err := session.NewKind(session.Config{
-		Store:      store,
-		Retention:  registry.Retention,
-		Model:      model.Mock{TokenDelay: cfg.MockTokenDelay},
-		Prompt:     registry.Prompt,
-		OnActivate: func() { metrics.GrainActivated(session.Kind) },
-		Logger:     logger.With("component", "session"),
+		Store:       store,
+		Retention:   registry.Retention,
+		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
+		Prompt:      registry.Prompt,
+		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
+		IdleTimeout: cfg.SessionIdle,
+		Logger:      logger.With("component", "session"),
 	})
 	if err != nil {
 		return nil, err
