@@ -289,4 +289,3 @@ func decodeLog(v []byte, out *raft.Log) error {
 	out.AppendedAt = d.time()
 	return d.finish()
 }
-
