@@ -1,6 +1,9 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by Node. Callers compare with errors.Is.
 var (
@@ -13,4 +16,8 @@ var (
 	// ErrUnavailable: no member could host the grain before the deadline,
 	// typically while the cluster re-forms after a node was lost.
 	ErrUnavailable = errors.New("grain unavailable")
+	// ErrHostLost: the member running the grain failed while the call
+	// waited for its reply, so whether the call took effect is unknown.
+	// It wraps ErrUnavailable.
+	ErrHostLost = fmt.Errorf("%w: the grain's node failed mid-call; the call may or may not have taken effect", ErrUnavailable)
 )

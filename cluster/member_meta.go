@@ -27,6 +27,10 @@ type MemberMeta struct {
 	// Raft is the address of the node's replicated-store member, when it
 	// runs one: the raft leader adds it as a voter.
 	Raft string `json:"raft,omitempty"`
+	// Leaving is set by a member about to leave gracefully, before it
+	// hands its grains off: when it then disappears, peers know it left
+	// rather than failed, and do not give up on calls it still answers.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 const maxMetaSize = 512 // memberlist.MetaMaxSize

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
@@ -22,13 +23,16 @@ type MemberlistProvider struct {
 	cfg    Config
 	logger *slog.Logger
 
-	ml      *memberlist.Memberlist
-	cluster *protocluster.Cluster
-	meta    []byte
+	ml         *memberlist.Memberlist
+	gossipAddr string // the address memberlist bound
+	cluster    *protocluster.Cluster
+	self       MemberMeta
+	meta       atomic.Pointer[[]byte] // self, encoded: what memberlist gossips
 
 	mu      sync.Mutex
-	members map[string]MemberMeta // memberlist node name -> meta, as memberlist reports them
-	joined  bool                  // a seed answered (or there were none)
+	members map[string]MemberMeta    // memberlist node name -> meta, as memberlist reports them
+	lost    map[string]chan struct{} // remote address -> closed when that member fails
+	joined  bool                     // a seed answered (or there were none)
 	left    bool
 
 	changed  chan struct{} // coalesced "members changed" signal, capacity 1
@@ -44,6 +48,7 @@ func newMemberlistProvider(cfg Config) *MemberlistProvider {
 		cfg:     cfg,
 		logger:  cfg.Logger.With("component", "membership"),
 		members: map[string]MemberMeta{},
+		lost:    map[string]chan struct{}{},
 		changed: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -56,16 +61,18 @@ func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("remote address: %w", err)
 	}
-	p.meta, err = MemberMeta{
+	p.self = MemberMeta{
 		ID:     c.ActorSystem.ID,
 		Remote: net.JoinHostPort(host, strconv.Itoa(port)),
 		Kinds:  c.GetClusterKinds(),
 		HTTP:   p.cfg.HTTPAddr,
 		Raft:   p.cfg.RaftAddr,
-	}.encode()
+	}
+	meta, err := p.self.encode()
 	if err != nil {
 		return err
 	}
+	p.meta.Store(&meta)
 
 	gossip, err := splitHostPort(p.cfg.GossipAddr)
 	if err != nil {
@@ -88,7 +95,7 @@ func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
 	mc.RetransmitMult = 2
 	mc.PushPullInterval = 15 * time.Second
 	mc.GossipToTheDeadTime = 15 * time.Second
-	mc.Delegate = metaDelegate{meta: p.meta}
+	mc.Delegate = metaDelegate{p: p}
 	mc.Events = eventDelegate{p: p}
 	mc.Logger = memberlistLogger(p.logger)
 
@@ -97,8 +104,10 @@ func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
 		return fmt.Errorf("gossip on %s: %w", p.cfg.GossipAddr, err)
 	}
 	p.ml = ml
+	// Read once: memberlist rewrites its LocalNode in place on UpdateNode.
+	p.gossipAddr = ml.LocalNode().Address()
 	if port == 0 || gossip.port == 0 {
-		p.logger.Debug("bound ports", "gossip", ml.LocalNode().Address())
+		p.logger.Debug("bound ports", "gossip", p.gossipAddr)
 	}
 
 	p.wg.Add(2)
@@ -127,6 +136,22 @@ func (p *MemberlistProvider) Shutdown(graceful bool) error {
 		p.wg.Wait()
 	})
 	return err
+}
+
+// announceLeaving gossips that this node is about to leave gracefully, so
+// that peers tell its departure from a failure (see hostLost).
+func (p *MemberlistProvider) announceLeaving(timeout time.Duration) {
+	self := p.self
+	self.Leaving = true
+	meta, err := self.encode()
+	if err != nil {
+		p.logger.Warn("announcing the leave", "err", err)
+		return
+	}
+	p.meta.Store(&meta)
+	if err := p.ml.UpdateNode(timeout); err != nil {
+		p.logger.Warn("announcing the leave", "err", err)
+	}
 }
 
 // leave announces this node's departure; peers drop it from their topology
@@ -172,7 +197,7 @@ type MemberInfo struct {
 }
 
 func (p *MemberlistProvider) seeds() []string {
-	self := p.ml.LocalNode().Address()
+	self := p.gossipAddr
 	var seeds []string
 	for _, s := range p.cfg.Join {
 		if s != self && s != p.cfg.GossipAddr {
@@ -258,6 +283,11 @@ func (p *MemberlistProvider) nodeUp(n *memberlist.Node) {
 	p.mu.Lock()
 	old, existed := p.members[n.Name]
 	p.members[n.Name] = m
+	if existed && old.ID != m.ID {
+		// Restarted before the failure detector noticed: the old process
+		// is gone, and so is every reply it owed.
+		p.hostFailedLocked(old.Remote)
+	}
 	p.mu.Unlock()
 	if !existed || old.ID != m.ID {
 		p.logger.Info("member up", "member", n.Name, "addr", n.Address(), "id", m.ID)
@@ -267,10 +297,48 @@ func (p *MemberlistProvider) nodeUp(n *memberlist.Node) {
 
 func (p *MemberlistProvider) nodeDown(n *memberlist.Node) {
 	p.mu.Lock()
+	old, existed := p.members[n.Name]
 	delete(p.members, n.Name)
+	// memberlist does not tell a node that left from one that failed; a
+	// leaving node says so in its metadata first (announceLeaving).
+	failed := existed && !old.Leaving
+	if failed {
+		p.hostFailedLocked(old.Remote)
+	}
 	p.mu.Unlock()
-	p.logger.Info("member down", "member", n.Name, "addr", n.Address())
+	if failed {
+		p.logger.Warn("member failed", "member", n.Name, "addr", n.Address())
+	} else {
+		p.logger.Info("member left", "member", n.Name, "addr", n.Address())
+	}
 	p.signal()
+}
+
+// hostLost returns a channel that is closed when the member whose actor
+// remote listens on remote is declared failed (not when it leaves
+// gracefully: a leaving member answers what it was sent before it goes).
+// ok is false when no current member has that address.
+func (p *MemberlistProvider) hostLost(remote string) (lost <-chan struct{}, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.members {
+		if m.Remote == remote {
+			ch, found := p.lost[remote]
+			if !found {
+				ch = make(chan struct{})
+				p.lost[remote] = ch
+			}
+			return ch, true
+		}
+	}
+	return nil, false
+}
+
+func (p *MemberlistProvider) hostFailedLocked(remote string) {
+	if ch, ok := p.lost[remote]; ok {
+		close(ch)
+		delete(p.lost, remote)
+	}
 }
 
 // eventDelegate receives memberlist's membership events. memberlist calls it
@@ -284,13 +352,14 @@ func (d eventDelegate) NotifyLeave(n *memberlist.Node)  { d.p.nodeDown(n) }
 
 // metaDelegate serves this node's metadata; Parley uses no user messages
 // or push/pull state of its own.
-type metaDelegate struct{ meta []byte }
+type metaDelegate struct{ p *MemberlistProvider }
 
 func (d metaDelegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
+	meta := *d.p.meta.Load()
+	if len(meta) > limit {
 		return nil
 	}
-	return d.meta
+	return meta
 }
 func (metaDelegate) NotifyMsg([]byte)                           {}
 func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }

@@ -92,7 +92,7 @@ func (n *Node) Cluster() *protocluster.Cluster { return n.cluster }
 
 // GossipAddr is the address memberlist bound (resolved when the
 // configured port was 0).
-func (n *Node) GossipAddr() string { return n.provider.ml.LocalNode().Address() }
+func (n *Node) GossipAddr() string { return n.provider.gossipAddr }
 
 // RemoteAddr is the address of the actor remote.
 func (n *Node) RemoteAddr() string { return n.system.Address() }
@@ -141,16 +141,25 @@ func (n *Node) OwnerOf(identity, kind string) string {
 // out the 5 s disthash.Manager.Get would.
 const lookupTimeout = time.Second
 
+// Idempotent is implemented by grain messages that may be delivered twice
+// with the effect of once: reads, and writes that carry their own
+// idempotency key. Request sends them again when the member running the
+// grain fails mid-call; any other message fails with ErrHostLost then.
+type Idempotent interface {
+	Idempotent() bool
+}
+
 // Request sends msg to the grain kind/identity, activating it on its owner
 // if needed, and waits for the reply until ctx's deadline (or the configured
 // RequestTimeout when ctx has none).
 //
 // Finding the activation is retried with back-off inside that deadline
 // while the cluster re-forms (a member just died or left). The call itself
-// is retried only when it certainly did not run: the activation was gone
-// (a dead letter). A call that timed out is not retried, since the grain may
-// have acted on it. It fails with ErrShuttingDown, ErrTimeout or
-// ErrUnavailable, or ctx's error when ctx was cancelled.
+// is retried only when it certainly did not run (the activation was gone:
+// a dead letter), or when msg is Idempotent. When the member running the
+// grain is declared failed while the call waits, the call ends then rather
+// than at its deadline. Request fails with ErrShuttingDown, ErrTimeout,
+// ErrHostLost or ErrUnavailable, or ctx's error when ctx was cancelled.
 func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any, error) {
 	if n.leaving.Load() {
 		return nil, ErrShuttingDown
@@ -160,6 +169,10 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any
 		deadline = d
 	}
 	timeout := time.Until(deadline)
+	idempotent := false
+	if m, ok := msg.(Idempotent); ok {
+		idempotent = m.Idempotent()
+	}
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		remaining := time.Until(deadline)
@@ -168,15 +181,19 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any
 		}
 		pid, err := n.activation(identity, kind, min(lookupTimeout, remaining))
 		if err == nil {
-			res, callErr := n.system.Root.RequestFuture(pid, msg, time.Until(deadline)).Result()
+			res, callErr := n.call(pid, msg, deadline)
 			switch {
 			case callErr == nil:
 				return res, nil
 			case errors.Is(callErr, actor.ErrTimeout):
 				return nil, fmt.Errorf("%w: %s/%s after %s", ErrTimeout, kind, identity, timeout)
+			case errors.Is(callErr, ErrHostLost) && !idempotent:
+				return nil, fmt.Errorf("%s/%s: %w", kind, identity, callErr)
 			}
-			// A dead letter: the activation stopped (passivated, or its
-			// node is leaving) before it saw msg. Find the new one.
+			// A dead letter (the activation stopped, or its node is
+			// leaving, before it saw msg), a host no longer in the
+			// cluster, or a failed host and a message safe to repeat:
+			// find the new activation.
 			n.cluster.PidCache.RemoveByValue(identity, kind, pid)
 			err = fmt.Errorf("activation %s gone: %w", pid, callErr)
 		}
@@ -192,6 +209,57 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any
 		}
 	}
 	return nil, fmt.Errorf("%w: %s/%s: %v", ErrUnavailable, kind, identity, lastErr)
+}
+
+// errNotMember: the activation's host is no longer in the cluster, so
+// the call was not sent.
+var errNotMember = errors.New("host is not a member")
+
+// call sends msg to pid and waits for its reply until deadline, or until
+// pid's host is declared failed (ErrHostLost: the call may or may not
+// have run there).
+func (n *Node) call(pid *actor.PID, msg any, deadline time.Time) (any, error) {
+	if pid.Address == n.system.Address() {
+		return n.system.Root.RequestFuture(pid, msg, time.Until(deadline)).Result()
+	}
+	// Watch before sending, so a failure after the send is never missed.
+	lost, ok := n.provider.hostLost(pid.Address)
+	if !ok {
+		return nil, errNotMember
+	}
+	future := n.system.Root.RequestFuture(pid, msg, time.Until(deadline))
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := future.Result()
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-lost:
+		return nil, fmt.Errorf("%w: %s failed while the call waited", ErrHostLost, pid.Address)
+	}
+}
+
+// HostLost returns a channel that is closed when the member whose actor
+// remote listens on address is declared failed, at once when no member
+// has that address, and never for this node's own address. The edge ends
+// a streamed reply with it when the session's node dies mid-reply.
+func (n *Node) HostLost(address string) <-chan struct{} {
+	if address == n.system.Address() {
+		return nil
+	}
+	lost, ok := n.provider.hostLost(address)
+	if !ok {
+		closed := make(chan struct{})
+		close(closed)
+		return closed
+	}
+	return lost
 }
 
 // activation returns the PID of the grain's activation: from the PID cache,
@@ -253,6 +321,7 @@ func (n *Node) stop(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			n.provider.announceLeaving(time.Second)
 			n.drain()
 			// Now announce: peers drop this node from their topology and
 			// retry their calls on the new owners.

@@ -65,3 +65,7 @@ func validKey(tenant, key string) error {
 	}
 	return nil
 }
+
+// Idempotent marks Get as a read (cluster.Idempotent): a call whose node
+// fails mid-call is sent again to the entry's new activation.
+func (*Get) Idempotent() bool { return true }

@@ -46,7 +46,7 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		return
 	}
 	g.replying = true
-	ctx.Respond(&ChatStarted{UserMessage: toProto(user)})
+	ctx.Respond(&ChatStarted{UserMessage: toProto(user), Host: ctx.ActorSystem().Address()})
 
 	to := actor.NewPID(req.ReplyAddress, req.ReplyId)
 	root, self := ctx.ActorSystem().Root, ctx.Self()

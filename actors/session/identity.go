@@ -45,3 +45,7 @@ func validKey(k persistence.SessionKey) error {
 	}
 	return nil
 }
+
+// Idempotent marks History as a read (cluster.Idempotent): a call whose
+// node fails mid-call is sent again to the session's new activation.
+func (*History) Idempotent() bool { return true }

@@ -539,8 +539,12 @@ func (x *Chat) GetPrompt() string {
 
 // ChatStarted answers Chat: the stored user message.
 type ChatStarted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserMessage   *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserMessage *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	// host is the actor-remote address of the node running the session,
+	// where the reply comes from: the edge ends the reply stream when that
+	// node is declared failed instead of waiting for tokens that cannot come.
+	Host          string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +584,13 @@ func (x *ChatStarted) GetUserMessage() *Message {
 		return x.UserMessage
 	}
 	return nil
+}
+
+func (x *ChatStarted) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
 }
 
 // Token is one token of a reply, index 0, 1, 2… in order.
@@ -785,9 +796,10 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
 	"\breply_id\x18\x03 \x01(\tR\areplyId\x12\x16\n" +
-	"\x06prompt\x18\x04 \x01(\tR\x06prompt\"I\n" +
+	"\x06prompt\x18\x04 \x01(\tR\x06prompt\"]\n" +
 	"\vChatStarted\x12:\n" +
-	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\"1\n" +
+	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\"1\n" +
 	"\x05Token\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"\x90\x01\n" +

@@ -102,20 +102,22 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		s.grainError(w, r, err)
 		return
 	}
-	if _, ok := res.(*session.ChatStarted); !ok {
+	started, ok := res.(*session.ChatStarted)
+	if !ok {
 		s.grainReply(w, res)
 		return
 	}
+	hostLost := s.cfg.Grains.HostLost(started.Host)
 	if req.Stream == nil || *req.Stream {
-		s.streamReply(w, r, rs, start)
+		s.streamReply(w, r, rs, hostLost, start)
 		return
 	}
-	s.wholeReply(w, r, rs, start)
+	s.wholeReply(w, r, rs, hostLost, start)
 }
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
 // as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, start time.Time) {
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -169,6 +171,9 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 		case <-stall.C:
 			fail(CodeUnavailable, "the session stopped answering; the reply may still be stored in the session's history")
 			return
+		case <-hostLost:
+			fail(CodeUnavailable, hostLostMessage)
+			return
 		case ev := <-rs.events:
 			stall.Reset(s.cfg.StallTimeout)
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
@@ -199,7 +204,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 }
 
 // wholeReply waits for the whole reply and answers it as one JSON body.
-func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, start time.Time) {
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -213,6 +218,10 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStr
 		case <-stall.C:
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session stopped answering; the reply may still be stored in its history")
+			return
+		case <-hostLost:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, hostLostMessage)
 			return
 		case ev := <-rs.events:
 			stall.Reset(s.cfg.StallTimeout)
@@ -247,6 +256,10 @@ func usage(d *session.ReplyDone) Usage {
 	}
 }
 
+// hostLostMessage ends a reply whose session's node failed mid-reply: the
+// user message is stored, the reply is not.
+const hostLostMessage = "the session's node failed before the reply was finished; your message is stored, the reply is not: send it again, with the same Idempotency-Key to get a reply without storing it twice"
+
 // grainError maps a failed grain call to 503 (the cluster is re-forming or
 // the node is leaving: retry) or the caller's own cancellation.
 func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
@@ -256,8 +269,11 @@ func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
 	s.cfg.Logger.Warn("grain call failed", "err", err, "traceId", w.Header().Get(HeaderTraceID))
 	w.Header().Set("Retry-After", "1")
 	msg := "the session is unavailable; retry shortly"
-	if errors.Is(err, cluster.ErrShuttingDown) {
+	switch {
+	case errors.Is(err, cluster.ErrShuttingDown):
 		msg = "this node is shutting down; retry on another"
+	case errors.Is(err, cluster.ErrHostLost):
+		msg = "the session's node failed while handling the request; it may or may not have been stored: retry, with the same Idempotency-Key to store it once"
 	}
 	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, msg)
 }

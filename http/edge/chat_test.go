@@ -46,6 +46,14 @@ type api struct {
 type countingGrains struct {
 	node  *cluster.Node
 	calls atomic.Int32
+	lost  chan struct{} // when set, stands for every host's failure
+}
+
+func (g *countingGrains) HostLost(address string) <-chan struct{} {
+	if g.lost != nil {
+		return g.lost
+	}
+	return g.node.HostLost(address)
 }
 
 func (g *countingGrains) Request(ctx context.Context, identity, kind string, msg any) (any, error) {
@@ -495,5 +503,55 @@ func TestModelFailureMidStreamEndsWithAnErrorEvent(t *testing.T) {
 	var body edge.ErrorBody
 	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable || body.TraceID != resp.Header.Get("X-Trace-Id") {
 		t.Fatalf("error event %q (%v)", last.Data, err)
+	}
+}
+
+// TestReplyEndsWhenTheSessionsNodeFails: a reply whose session's node is
+// declared failed mid-reply ends then (an error event, or 503 with
+// Retry-After), instead of after the stall timeout; the user message stays
+// stored. (cluster's TestCallsToAFailedNodeEndWhenItIsDeclaredDead covers
+// the failure detection behind HostLost.)
+func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *edge.Config) { c.StallTimeout = time.Hour })
+	a.gate.next = make(chan struct{})
+	a.grains.lost = make(chan struct{})
+	sid := uuid.NewString()
+	streamed := a.chat(acmeKey, sid, "one", true)
+	a.gate.next <- struct{}{}
+	whole := make(chan *http.Response, 1)
+	other := uuid.NewString()
+	go func() { whole <- a.chat(acmeKey, other, "two", false) }()
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if h := a.history(acmeKey, other, ""); len(h.Messages) != 1 {
+			return fmt.Errorf("second chat not started")
+		}
+		return nil
+	})
+	close(a.grains.lost)
+
+	var types []string
+	var last sse.Event
+	for ev, err := range sse.Read(streamed.Body, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ev.Type)
+		last = ev
+	}
+	if strings.Join(types, ",") != "token,error" {
+		t.Fatalf("events %v, want a token then an error", types)
+	}
+	var body edge.ErrorBody
+	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable {
+		t.Fatalf("error event %q (%v)", last.Data, err)
+	}
+	resp := <-whole
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || errorBody(t, resp).Error.Code != edge.CodeUnavailable {
+		t.Fatalf("stream false: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(a.gate.next)
+	if h := a.history(acmeKey, sid, ""); len(h.Messages) == 0 || h.Messages[len(h.Messages)-1].Content != "one" {
+		t.Fatalf("user message not stored: %+v", h.Messages)
 	}
 }

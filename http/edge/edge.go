@@ -17,6 +17,9 @@ import (
 // Grains is how the edge reaches grains: *cluster.Node.
 type Grains interface {
 	Request(ctx context.Context, identity, kind string, msg any) (any, error)
+	// HostLost is closed when the node at an actor-remote address is
+	// declared failed (nil: never).
+	HostLost(address string) <-chan struct{}
 }
 
 // Config is what the edge needs from the node it runs on. Zero durations

@@ -24,6 +24,8 @@ func (f fakeHealth) Members() any { return []string{"node-a", "node-b"} }
 // show a request never reached a grain.
 type noGrains struct{ calls atomic.Int32 }
 
+func (g *noGrains) HostLost(string) <-chan struct{} { return nil }
+
 func (g *noGrains) Request(context.Context, string, string, any) (any, error) {
 	g.calls.Add(1)
 	return nil, errors.New("no grains in this test")

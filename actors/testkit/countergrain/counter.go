@@ -33,3 +33,7 @@ func (g *grain) Receive(ctx actor.Context) {
 func (g *grain) count(ctx actor.Context) *Count {
 	return &Count{Value: g.value, Activation: ctx.Self().String(), Node: ctx.ActorSystem().Address()}
 }
+
+// Idempotent marks Get as safe to deliver twice (cluster.Idempotent): a
+// call whose node fails before it answers is sent to the new activation.
+func (*Get) Idempotent() bool { return true }
