@@ -3,16 +3,20 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
@@ -20,9 +24,9 @@ import (
 
 const durableKey = "durable-key"
 
-// replicatedCluster starts three parley processes sharing one tenants file,
-// each running a member of the raft-replicated store; node1 bootstraps it
-// and the others are added as voters. It returns once all three vote.
+// replicatedCluster starts three parley processes sharing one tenants file
+// (startCluster: each a member of the replicated store). It returns once
+// all three vote.
 func replicatedCluster(t *testing.T) []*process {
 	t.Helper()
 	tenantsFile := filepath.Join(t.TempDir(), "tenants.json")
@@ -31,12 +35,8 @@ func replicatedCluster(t *testing.T) []*process {
 	if err := os.WriteFile(tenantsFile, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nodes := startClusterWith(t, buildParley(t), 3, func(i int) []string {
-		args := []string{"--tenants", tenantsFile, "--raft-addr", testkit.FreeAddr(t), "--mock-token-delay", "0"}
-		if i == 0 {
-			args = append(args, "--raft-bootstrap")
-		}
-		return args
+	nodes := startClusterWith(t, buildParley(t), 3, func(int) []string {
+		return []string{"--tenants", tenantsFile, "--mock-token-delay", "0"}
 	})
 	for _, p := range nodes {
 		testkit.Eventually(t, 30*time.Second, func() error {
@@ -108,68 +108,259 @@ func historyOf(p *process, sessionID string) ([]string, error) {
 	return users, nil
 }
 
-func TestAcknowledgedMessagesSurviveSIGKILLWithReplication(t *testing.T) {
+// Sizes of the acceptance run (issue 9): sessions spread over every owner,
+// written concurrently through all three edges.
+const (
+	loadSessions = 300
+	loadWorkers  = 30 // each owns loadSessions/loadWorkers sessions
+	beforeKill   = 2 * time.Second
+	afterKill    = 6 * time.Second
+	// clientTimeout bounds every request of the run: the edge's deadline
+	// for a grain call is 5 s, so a request that takes this long hung.
+	clientTimeout = 10 * time.Second
+	// reserveBound is the bound the test enforces on serving every session
+	// again after the kill (the target, 5 s, is what the log line shows:
+	// docs/durability.md); wide, for a loaded CI machine.
+	reserveBound = 10 * time.Second
+)
+
+// loadResult is what one chat request of the run came to.
+type loadResult int
+
+const (
+	acked        loadResult = iota // 200 with the whole reply, or a stream that reached done
+	refused                        // 503 with Retry-After, or an error event: not acknowledged
+	edgeDown                       // the request went to the killed node's edge
+	unexpectedly                   // anything else: the test fails
+)
+
+// chatOnce sends one chat through edge, streamed or not, and says how it
+// ended; detail explains an unexpected end.
+func chatOnce(p *process, sessionID, message string, stream bool) (res loadResult, detail string) {
+	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %t}`, sessionID, message, stream)
+	req, _ := http.NewRequest("POST", p.url("/chat"), strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+durableKey)
+	req.Header.Set("Content-Type", "application/json")
+	client := http.Client{Timeout: clientTimeout}
+	resp, err := client.Do(req)
+	if err != nil {
+		return unexpectedly, err.Error()
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		return refused, ""
+	case resp.StatusCode != http.StatusOK:
+		b, _ := io.ReadAll(resp.Body)
+		return unexpectedly, fmt.Sprintf("%d %s", resp.StatusCode, b)
+	case !stream:
+		var reply struct{ Message struct{ Role string } }
+		if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil || reply.Message.Role != "assistant" {
+			return unexpectedly, fmt.Sprintf("reply body: %v", err)
+		}
+		return acked, ""
+	}
+	last := ""
+	for ev, err := range sse.Read(resp.Body, nil) {
+		if err != nil {
+			return unexpectedly, "stream: " + err.Error()
+		}
+		last = ev.Type
+	}
+	switch last {
+	case "done":
+		return acked, ""
+	case "error":
+		return refused, ""
+	}
+	return unexpectedly, fmt.Sprintf("stream ended after %q", last)
+}
+
+// storedMessage is a history entry as the test checks it.
+type storedMessage struct {
+	Seq     uint64
+	Role    string
+	Content string
+}
+
+// fullHistory reads a session's whole history through p, oldest first.
+func fullHistory(p *process, sessionID string) ([]storedMessage, error) {
+	req, _ := http.NewRequest("GET", p.url("/chat/"+sessionID+"/history?limit=100"), nil)
+	req.Header.Set("Authorization", "Bearer "+durableKey)
+	client := http.Client{Timeout: clientTimeout}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("history via %s: %d", p.name, resp.StatusCode)
+	}
+	var body struct {
+		Messages   []storedMessage
+		NextCursor *string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	if body.NextCursor != nil {
+		return nil, fmt.Errorf("session %s has more than a page of history", sessionID)
+	}
+	slices.Reverse(body.Messages)
+	return body.Messages, nil
+}
+
+// TestAcknowledgedMessagesSurviveSIGKILLUnderLoad is the acceptance run of
+// docs/durability.md: 300 sessions written concurrently through all three
+// edges, one node SIGKILLed mid-run. Every acknowledged message is then in
+// its session's history through both survivors, every session's sequence
+// is 1..n without a gap or a duplicate, every request ended in time, and
+// every request that was not acknowledged was a 503 with Retry-After (or
+// an SSE error event).
+func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedCluster(t)
-	sessions := make([]string, 30)
+	victim := nodes[2]
+	survivors := nodes[:2]
+	sessions := make([]string, loadSessions)
 	for i := range sessions {
 		sessions[i] = uuid.NewString()
 	}
-	acked := map[string][]string{}
-	send := func(round int, via []*process) {
-		for i, sid := range sessions {
-			msg := fmt.Sprintf("round %d message %d", round, i)
-			if chat(t, via[i%len(via)], sid, msg) == 200 {
-				acked[sid] = append(acked[sid], msg)
+
+	var (
+		mu       sync.Mutex
+		ackedMsg = map[string][]string{} // session -> user messages acknowledged
+		counts   = map[loadResult]int{}
+		problems []string
+		killed   atomic.Bool
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range loadWorkers {
+		wg.Go(func() {
+			mine := sessions[w*loadSessions/loadWorkers : (w+1)*loadSessions/loadWorkers]
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sid := mine[i%len(mine)]
+				via := nodes[(w+i)%len(nodes)]
+				if killed.Load() {
+					via = survivors[(w+i)%len(survivors)]
+				}
+				msg := fmt.Sprintf("worker %d message %d", w, i)
+				res, detail := chatOnce(via, sid, msg, w%2 == 1)
+				if res == unexpectedly && via == victim {
+					res = edgeDown // in flight to the killed edge
+				}
+				mu.Lock()
+				counts[res]++
+				switch res {
+				case acked:
+					ackedMsg[sid] = append(ackedMsg[sid], msg)
+				case unexpectedly:
+					problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.name, detail))
+				}
+				mu.Unlock()
 			}
-		}
+		})
 	}
-	send(1, nodes)
-	killed := time.Now()
-	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+
+	time.Sleep(beforeKill)
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// How long until every session, a third of them owned by the dead
-	// node, is served again through a survivor (docs/durability.md).
-	testkit.Eventually(t, 10*time.Second, func() error {
-		for _, sid := range sessions {
-			if _, err := historyOf(nodes[0], sid); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	t.Logf("every session served again %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))
-	send(2, nodes[:2])
-	t.Logf("round 2 through the survivors finished %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))
+	killedAt := time.Now()
+	killed.Store(true)
 
-	for _, sid := range sessions {
-		for _, p := range nodes[:2] {
-			testkit.Eventually(t, 10*time.Second, func() error {
-				got, err := historyOf(p, sid)
-				if err != nil {
-					return err
+	// Until every session answers through a survivor: a third of them
+	// were owned by the killed node.
+	pending := slices.Clone(sessions)
+	for len(pending) > 0 && time.Since(killedAt) < reserveBound {
+		var next []string
+		var nmu sync.Mutex
+		var rg sync.WaitGroup
+		sem := make(chan struct{}, 32)
+		for i, sid := range pending {
+			sem <- struct{}{}
+			rg.Go(func() {
+				defer func() { <-sem }()
+				if _, err := fullHistory(survivors[i%2], sid); err != nil {
+					nmu.Lock()
+					next = append(next, sid)
+					nmu.Unlock()
 				}
-				for _, want := range acked[sid] {
-					if !slices.Contains(got, want) {
-						return fmt.Errorf("acknowledged %q missing from %s via %s (has %v)", want, sid, p.name, got)
-					}
-				}
-				if len(got) != len(slices.Compact(slices.Clone(got))) {
-					return fmt.Errorf("duplicate in %v", got)
-				}
-				return nil
 			})
 		}
+		rg.Wait()
+		pending = next
+		if len(pending) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	total := 0
-	for _, msgs := range acked {
-		total += len(msgs)
+	reserved := time.Since(killedAt)
+	if len(pending) > 0 {
+		t.Fatalf("%d sessions still not served %s after the SIGKILL", len(pending), reserveBound)
 	}
-	if total < len(sessions) {
-		t.Fatalf("only %d messages acknowledged", total)
+	t.Logf("every one of %d sessions served again through the survivors %s after the SIGKILL (target 5 s)", loadSessions, reserved.Round(10*time.Millisecond))
+
+	time.Sleep(afterKill - time.Since(killedAt))
+	close(stop)
+	wg.Wait()
+	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge",
+		counts[acked], counts[refused], counts[edgeDown])
+	if len(problems) > 0 {
+		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
 	}
-	t.Logf("%d acknowledged messages all present on both survivors", total)
+	if counts[acked] < loadSessions {
+		t.Fatalf("only %d requests acknowledged", counts[acked])
+	}
+
+	for _, sid := range sessions {
+		var first []storedMessage
+		for _, p := range survivors {
+			got, err := fullHistory(p, sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range got {
+				if m.Seq != uint64(i+1) {
+					t.Fatalf("session %s via %s: seq %v, want 1..%d without gap or duplicate", sid, p.name, seqs(got), len(got))
+				}
+			}
+			users := map[string]int{}
+			for i, m := range got {
+				if m.Role == "user" {
+					users[m.Content] = i
+				}
+			}
+			for _, want := range ackedMsg[sid] {
+				i, ok := users[want]
+				if !ok {
+					t.Fatalf("acknowledged %q missing from %s via %s", want, sid, p.name)
+				}
+				if i+1 >= len(got) || got[i+1].Role != "assistant" {
+					t.Fatalf("the reply to acknowledged %q is not stored after it in %s via %s", want, sid, p.name)
+				}
+			}
+			if first == nil {
+				first = got
+			} else if !slices.Equal(first, got) {
+				t.Fatalf("session %s reads differently through %s and %s", sid, survivors[0].name, p.name)
+			}
+		}
+	}
+	t.Logf("%d acknowledged messages in %d sessions all read back through both survivors; every sequence 1..n", counts[acked], loadSessions)
+}
+
+func seqs(ms []storedMessage) []uint64 {
+	var out []uint64
+	for _, m := range ms {
+		out = append(out, m.Seq)
+	}
+	return out
 }
 
 // checkAll waits until every acknowledged message is in its session's

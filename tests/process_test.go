@@ -75,7 +75,8 @@ func (p *process) wait(t *testing.T, timeout time.Duration) int {
 }
 
 // startCluster starts n nodes joined through node1's gossip address, each
-// with its own free ports and data dir. Every process is killed when the
+// with its own free ports and data dir, running the replicated store
+// (node1 bootstraps it; the others become voters). Every process is killed when the
 // test ends (by its pid, through cmd.Process).
 func startCluster(t *testing.T, bin string, n int) []*process {
 	t.Helper()
@@ -85,11 +86,11 @@ func startCluster(t *testing.T, bin string, n int) []*process {
 // startClusterWith is startCluster with extra flags for node i (from 0).
 func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []string) []*process {
 	t.Helper()
-	type ports struct{ http, gossip, remote string }
+	type ports struct{ http, gossip, remote, raft string }
 	all := make([]ports, n)
 	var seeds []string
 	for i := range all {
-		all[i] = ports{testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)}
+		all[i] = ports{testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)}
 		seeds = append(seeds, all[i].gossip)
 	}
 	var procs []*process
@@ -97,10 +98,13 @@ func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []strin
 		name := fmt.Sprintf("node%d", i+1)
 		cmd := exec.Command(bin, "serve",
 			"--node-name", name,
-			"--http-addr", pt.http, "--gossip-addr", pt.gossip, "--remote-addr", pt.remote,
+			"--http-addr", pt.http, "--gossip-addr", pt.gossip, "--remote-addr", pt.remote, "--raft-addr", pt.raft,
 			"--join", strings.Join(seeds, ","),
 			"--data-dir", filepath.Join(t.TempDir(), "data"),
 			"--log-level", "warn")
+		if i == 0 {
+			cmd.Args = append(cmd.Args, "--raft-bootstrap")
+		}
 		if extra != nil {
 			cmd.Args = append(cmd.Args, extra(i)...)
 		}

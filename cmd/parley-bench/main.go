@@ -201,6 +201,16 @@ func measure(ctx context.Context, o options) (Report, error) {
 		if err := b.onNodes(ctx, 3, chats); err != nil {
 			return Report{}, err
 		}
+		// What replication costs a chat: the same rows on one node
+		// without it.
+		err := b.onNodesWith(ctx, nodeSpec{n: 1, localStore: true}, func(ns *nodes) {
+			for _, conc := range []int{1, manyWorkers} {
+				phases(func() { b.chatPhase(ctx, ns, false, conc) })
+			}
+		})
+		if err != nil {
+			return Report{}, err
+		}
 		phases(func() { b.streamsPhase(ctx) })
 		if o.micro {
 			phases(func() { b.microPhases(ctx, root) })
@@ -222,12 +232,18 @@ func measure(ctx context.Context, o options) (Report, error) {
 
 // onNodes starts n nodes at 0 ms per token, runs f, and stops them.
 func (b *bench) onNodes(ctx context.Context, n int, f func(*nodes)) error {
-	ns, err := b.startNodes(ctx, n, 0)
+	return b.onNodesWith(ctx, nodeSpec{n: n}, f)
+}
+
+// onNodesWith starts the nodes spec.n and spec.localStore ask for, runs f,
+// and stops them.
+func (b *bench) onNodesWith(ctx context.Context, spec nodeSpec, f func(*nodes)) error {
+	ns, err := b.start(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		progress("stopping %d node(s)", n)
+		progress("stopping %d node(s)", spec.n)
 		ns.stop()
 	}()
 	f(ns)
@@ -236,12 +252,23 @@ func (b *bench) onNodes(ctx context.Context, n int, f func(*nodes)) error {
 
 // startNodes starts n nodes whose mock model waits tokenDelay per token.
 func (b *bench) startNodes(ctx context.Context, n int, tokenDelay time.Duration) (*nodes, error) {
-	progress("starting %d node(s), --mock-token-delay %s", n, tokenDelay)
-	dir, err := os.MkdirTemp(b.dir, fmt.Sprintf("%dnodes-", n))
+	return b.start(ctx, nodeSpec{n: n, tokenDelay: tokenDelay})
+}
+
+// start starts the nodes of spec, filling in the binary, a fresh data
+// dir and the tenants file.
+func (b *bench) start(ctx context.Context, spec nodeSpec) (*nodes, error) {
+	store := "replicated store"
+	if spec.localStore {
+		store = "node-local store"
+	}
+	progress("starting %d node(s), %s, --mock-token-delay %s", spec.n, store, spec.tokenDelay)
+	dir, err := os.MkdirTemp(b.dir, fmt.Sprintf("%dnodes-", spec.n))
 	if err != nil {
 		return nil, err
 	}
-	ns, err := startNodes(ctx, nodeSpec{bin: b.bin, dir: dir, tenants: b.tenants, n: n, tokenDelay: tokenDelay})
+	spec.bin, spec.dir, spec.tenants = b.bin, dir, b.tenants
+	ns, err := startNodes(ctx, spec)
 	if err != nil {
 		return nil, err
 	}

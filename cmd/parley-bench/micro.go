@@ -26,6 +26,8 @@ type microRun struct {
 // package, since they need no package's internals.
 var microRuns = []microRun{
 	{"./persistence/", "^(BenchmarkAppend|BenchmarkPage100)$", "1000x"},
+	// What replication costs one append, in one process on one disk.
+	{"./persistence/raftstore/", "^BenchmarkAppend$/^raft-(1-node|3-nodes-via-leader|3-nodes-via-follower)$", "1000x"},
 	{"./cmd/parley-bench/", ".", "1000x"},
 	{"./actors/ratelimit/", "^BenchmarkGrainDecisions$/^(local|node.Request)$/^one-caller$", "1000x"},
 	// Tens of nanoseconds: 1000 iterations would measure the timer. A
@@ -41,6 +43,9 @@ var microRuns = []microRun{
 var microLabels = map[string]string{
 	"BenchmarkAppend":                                 "store append (Badger, fsync)",
 	"BenchmarkPage100":                                "store page of 100",
+	"BenchmarkAppend/raft-1-node":                     "replicated store append, 1 member",
+	"BenchmarkAppend/raft-3-nodes-via-leader":         "replicated store append, 3 members, via the leader",
+	"BenchmarkAppend/raft-3-nodes-via-follower":       "replicated store append, 3 members, via a follower",
 	"BenchmarkSessionAppend":                          "session grain append",
 	"BenchmarkSessionHistory100":                      "session grain history page of 100",
 	"BenchmarkCacheGet":                               "cache grain get (hit)",
@@ -85,7 +90,7 @@ func passivatedRow(metrics map[string]float64) Row {
 	}
 	r.Count = activeSessions
 	r.Benchmark = "./actors/session BenchmarkSessionMemory"
-	r.Result = fmt.Sprintf("heap %+.1f MiB per 10,000 vs before they existed (%+.1f MiB while active); in-process BenchmarkSessionMemory, as parley serve has no idle-timeout flag",
+	r.Result = fmt.Sprintf("heap %+.1f MiB per 10,000 vs before they existed (%+.1f MiB while active); in-process BenchmarkSessionMemory",
 		heap*activeSessions/(1<<20), metrics["heapB/active"]*activeSessions/(1<<20))
 	r.Values = metrics
 	return r

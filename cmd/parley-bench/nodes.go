@@ -31,6 +31,7 @@ type nodeSpec struct {
 	tenants    string        // tenants file
 	n          int           // how many nodes, all joined to each other
 	tokenDelay time.Duration // --mock-token-delay
+	localStore bool          // --store local instead of the replicated store
 }
 
 // proc is one `parley serve` this tool started. It is stopped by the pid
@@ -52,8 +53,9 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 // nodes is a group of processes started together. stop is safe to call
 // twice.
 type nodes struct {
-	procs []*proc
-	once  sync.Once
+	procs      []*proc
+	localStore bool // started with --store local
+	once       sync.Once
 }
 
 // edges are the base URLs of every node's HTTP edge.
@@ -69,18 +71,18 @@ func (ns *nodes) edges() []string {
 // all, and waits until every one is ready and sees every member. On any
 // failure it stops whatever it started.
 func startNodes(ctx context.Context, spec nodeSpec) (_ *nodes, err error) {
-	type addrs struct{ http, gossip, remote string }
+	type addrs struct{ http, gossip, remote, raft string }
 	all := make([]addrs, spec.n)
 	var seeds []string
 	for i := range all {
-		for _, a := range []*string{&all[i].http, &all[i].gossip, &all[i].remote} {
+		for _, a := range []*string{&all[i].http, &all[i].gossip, &all[i].remote, &all[i].raft} {
 			if *a, err = freeAddr(); err != nil {
 				return nil, err
 			}
 		}
 		seeds = append(seeds, all[i].gossip)
 	}
-	ns := &nodes{}
+	ns := &nodes{localStore: spec.localStore}
 	defer func() {
 		if err != nil {
 			ns.stop()
@@ -105,6 +107,14 @@ func startNodes(ctx context.Context, spec nodeSpec) (_ *nodes, err error) {
 			"--tenants", spec.tenants,
 			"--mock-token-delay", spec.tokenDelay.String(),
 			"--log-level", "warn")
+		switch {
+		case spec.localStore:
+			cmd.Args = append(cmd.Args, "--store", "local")
+		case i == 0:
+			cmd.Args = append(cmd.Args, "--raft-addr", a.raft, "--raft-bootstrap")
+		default:
+			cmd.Args = append(cmd.Args, "--raft-addr", a.raft)
+		}
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		// Its own process group, so a terminal's Ctrl-C reaches only this
 		// tool, which then stops each node itself; and SIGKILL should this
@@ -187,6 +197,7 @@ func readyOnce(ctx context.Context, p *proc, want int) error {
 	defer resp.Body.Close()
 	var body struct {
 		Members []struct{ Name string } `json:"members"`
+		Voters  []string                `json:"voters"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("readyz %d", resp.StatusCode)
@@ -196,6 +207,11 @@ func readyOnce(ctx context.Context, p *proc, want int) error {
 	}
 	if len(body.Members) != want {
 		return fmt.Errorf("readyz lists %d of %d members", len(body.Members), want)
+	}
+	// With the replicated store, a node serves writes once every node
+	// votes (the leader adds them within about a second).
+	if len(body.Voters) > 0 && len(body.Voters) != want {
+		return fmt.Errorf("readyz lists %d of %d voters", len(body.Voters), want)
 	}
 	return nil
 }

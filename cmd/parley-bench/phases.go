@@ -141,6 +141,9 @@ func (b *bench) chatPhase(ctx context.Context, ns *nodes, stream bool, conc int)
 	}
 	n := len(edges)
 	add := func(name string, s int) {
+		if ns.localStore {
+			name += ", node-local store (no replication)"
+		}
 		row := latencyRow(name, n, conc, res, s, chatTarget)
 		row.Result += spread
 		b.add(secChat, row)

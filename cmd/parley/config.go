@@ -29,6 +29,7 @@ type serveConfig struct {
 	LogFormat      string
 	LogLevel       string
 	TrustedProxies []netip.Prefix
+	Store          string
 	RaftAddr       string
 	RaftBootstrap  bool
 	SessionIdle    time.Duration
@@ -63,7 +64,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.RaftAddr, "raft-addr", "", "IP:port of this node's replicated-store member (docs/durability.md); empty keeps the node-local store")
+	fs.StringVar(&c.Store, "store", storeReplicated, "session and cache storage: replicated (raft over every node, docs/durability.md) or local (this node's disk only)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
@@ -136,10 +138,14 @@ func (c serveConfig) validate() error {
 	if c.DataDir == "" {
 		return bad("data-dir", "is empty")
 	}
-	if c.RaftAddr != "" {
+	switch c.Store {
+	case storeReplicated:
 		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 			return bad("raft-addr", "%q is not host:port", c.RaftAddr)
 		}
+	case storeLocal:
+	default:
+		return bad("store", "%q is not replicated or local", c.Store)
 	}
 	if c.SessionIdle <= 0 {
 		return bad("session-idle-timeout", "%s is not positive", c.SessionIdle)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // runServe runs `parley serve args…` in-process and returns its exit code
@@ -48,9 +49,15 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	replicatedDir := t.TempDir()
+	replicated, err := raftstore.Open(raftstore.Config{NodeID: "other", Dir: replicatedDir, BindAddr: freePort(t), Bootstrap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replicated.Close() })
 
 	free := func() []string {
-		return []string{"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--data-dir", t.TempDir()}
+		return []string{"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--raft-addr", freePort(t), "--data-dir", t.TempDir()}
 	}
 	cases := []struct {
 		name string
@@ -68,7 +75,11 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		{"http port in use", append(free(), "--http-addr", busy), "--http-addr " + busy + ": port already in use"},
 		{"gossip port in use", append(free(), "--gossip-addr", busy), "--gossip-addr " + busy + ": port already in use"},
 		{"remote port in use", append(free(), "--remote-addr", busy), "--remote-addr " + busy + ": port already in use"},
-		{"data dir in use", append(free(), "--data-dir", lockedDir), "--data-dir " + lockedDir},
+		{"raft port in use", append(free(), "--raft-addr", busy), "--raft-addr " + busy + ": port already in use"},
+		{"bad store", []string{"--store", "s3"}, `--store: "s3" is not replicated or local`},
+		{"bad raft address", []string{"--raft-addr", "8300"}, `--raft-addr: "8300" is not host:port`},
+		{"data dir in use", append(free(), "--data-dir", replicatedDir), "--data-dir " + replicatedDir},
+		{"local data dir in use", append(free(), "--store", "local", "--data-dir", lockedDir), "--data-dir " + lockedDir},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,7 +174,7 @@ func TestBadTenantsFileStopsTheNodeNamingTheField(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "plain-text-key"}]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr := runServe(t, "--tenants", path, "--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--data-dir", t.TempDir())
+	code, stderr := runServe(t, "--tenants", path, "--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--raft-addr", freePort(t), "--data-dir", t.TempDir())
 	if code != exitBadRun || !strings.Contains(stderr, "tenants[0].apiKeys[0].hash") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}

@@ -22,8 +22,6 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
-	"github.com/parley-chat/parley/persistence"
-	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -74,7 +72,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
-	store    persistence.Store
+	stores   stores
 	voters   *voterReconciler // nil without a replicated store
 	sweeper  *session.Sweeper
 	member   *cluster.Node
@@ -109,6 +107,11 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err := checkFree("remote-addr", cfg.RemoteAddr, false); err != nil {
 		return nil, err
 	}
+	if cfg.Store == storeReplicated {
+		if err := checkFree("raft-addr", cfg.RaftAddr, false); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
@@ -117,11 +120,12 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
-	store, err := openStore(cfg, logger.With("component", "storage"))
+	st, err := openStores(cfg, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = store.Close() })
+	undo = append(undo, func() { _ = st.close() })
+	store := st.sessions
 
 	metrics := edge.NewMetrics()
 	sessions, err := session.NewKind(session.Config{
@@ -144,7 +148,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, err
 	}
 
-	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: store, Logger: logger.With("component", "ratelimit")})
+	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, Logger: logger.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +158,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.GossipAddr = cfg.GossipAddr
 	ccfg.RemoteAddr = cfg.RemoteAddr
 	ccfg.HTTPAddr = httpListener.Addr().String()
-	if rs, ok := store.(*raftstore.Store); ok {
+	if rs := st.replicated(); rs != nil {
 		ccfg.RaftAddr = rs.RaftAddr()
 	}
 	ccfg.Join = cfg.Join
@@ -176,8 +180,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{store: store, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
-	if rs, ok := store.(*raftstore.Store); ok {
+	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, logger.With("component", "raft"))
 	}
 	handler, err := edge.New(edge.Config{
@@ -205,7 +209,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 			n.serveErr <- err
 		}
 	}()
-	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(), "dataDir", cfg.DataDir, "join", cfg.Join)
+	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
+		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
 	return n, nil
 }
 
@@ -227,7 +232,7 @@ func (n *node) stop(logger *slog.Logger) {
 	cancel()
 	n.sweeper.Stop()
 	n.voters.stop()
-	if err := n.store.Close(); err != nil {
+	if err := n.stores.close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}
 }
@@ -244,7 +249,7 @@ func (n *node) Ready() error {
 // Voters implements edge.Voters: the replicated store's voters, none with
 // the node-local store.
 func (n *node) Voters() []string {
-	if rs, ok := n.store.(*raftstore.Store); ok {
+	if rs := n.stores.replicated(); rs != nil {
 		return rs.Voters()
 	}
 	return nil

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -11,17 +14,38 @@ import (
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
-// openStore opens the node's store: the node-local Badger DB, or with
-// --raft-addr a member of the raft-replicated store (docs/durability.md).
-func openStore(cfg serveConfig, logger *slog.Logger) (persistence.Store, error) {
-	if cfg.RaftAddr == "" {
+// Values of --store.
+const (
+	storeReplicated = "replicated"
+	storeLocal      = "local"
+)
+
+// stores are what a node persists to. sessions holds chat sessions and
+// cache entries; limits holds rate-limiter windows. With --store
+// replicated, sessions is a member of the raft-replicated store and limits
+// a node-local Badger DB under <data-dir>/ratelimit: windows last a minute,
+// and copying every counter through consensus would spend the group's
+// write budget on state whose loss costs at most one extra window of
+// budget (docs/rate-limiting.md). With --store local both are one
+// node-local Badger DB.
+type stores struct {
+	sessions persistence.Store
+	limits   persistence.Store
+}
+
+// openStores opens the node's stores under cfg.DataDir.
+func openStores(cfg serveConfig, logger *slog.Logger) (stores, error) {
+	if cfg.Store == storeLocal {
 		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger})
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
+			return stores{}, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
 		}
-		return store, nil
+		return stores{sessions: store, limits: store}, nil
 	}
-	store, err := raftstore.Open(raftstore.Config{
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "MANIFEST")); err == nil {
+		logger.Warn("the data dir holds a node-local store (--store local) that the replicated store does not read; its sessions are not served", "dataDir", cfg.DataDir)
+	}
+	replicated, err := raftstore.Open(raftstore.Config{
 		NodeID:    cfg.NodeName,
 		Dir:       cfg.DataDir,
 		BindAddr:  cfg.RaftAddr,
@@ -29,9 +53,36 @@ func openStore(cfg serveConfig, logger *slog.Logger) (persistence.Store, error) 
 		Logger:    logger,
 	})
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--raft-addr %s, --data-dir %s: %w", cfg.RaftAddr, cfg.DataDir, err)}
+		return stores{}, usageError{fmt.Errorf("--raft-addr %s, --data-dir %s: %w", cfg.RaftAddr, cfg.DataDir, err)}
 	}
-	return store, nil
+	limits, err := persistence.OpenBadger(persistence.BadgerOptions{
+		Dir: filepath.Join(cfg.DataDir, "ratelimit"),
+		// A SIGKILL loses nothing without fsync (the kernel holds the
+		// pages); a power cut may lose the last seconds of counters.
+		NoSync: true,
+		Logger: logger,
+	})
+	if err != nil {
+		_ = replicated.Close()
+		return stores{}, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
+	}
+	return stores{sessions: replicated, limits: limits}, nil
+}
+
+// replicated is the raft store member, nil with --store local.
+func (s stores) replicated() *raftstore.Store {
+	rs, _ := s.sessions.(*raftstore.Store)
+	return rs
+}
+
+// close closes both stores (once when they are one).
+func (s stores) close() error {
+	var errs []error
+	if s.limits != s.sessions {
+		errs = append(errs, s.limits.Close())
+	}
+	errs = append(errs, s.sessions.Close())
+	return errors.Join(errs...)
 }
 
 // voterReconciler makes every cluster member that runs a store member a

@@ -14,6 +14,7 @@ import (
 // messageJSON is one message as the HTTP contract shows it.
 type messageJSON struct {
 	ID         string `json:"id"`
+	Seq        uint64 `json:"seq"`
 	Role       string `json:"role"`
 	Content    string `json:"content"`
 	CreatedAt  string `json:"createdAt"`
@@ -29,6 +30,7 @@ type historyResponse struct {
 func toJSON(m *session.Message) messageJSON {
 	return messageJSON{
 		ID:         m.Id,
+		Seq:        m.Seq,
 		Role:       m.Role,
 		Content:    m.Content,
 		CreatedAt:  time.Unix(0, m.CreatedAtUnixNano).UTC().Format(time.RFC3339Nano),
