@@ -29,28 +29,45 @@ const durableKey = "durable-key"
 // all three vote.
 func replicatedCluster(t *testing.T) []*process {
 	t.Helper()
+	return replicatedClusterOf(t, 3)
+}
+
+// replicatedClusterOf starts n processes with extra flags each and returns
+// once every one counts all n as voters.
+func replicatedClusterOf(t *testing.T, n int, extra ...string) []*process {
+	t.Helper()
 	tenantsFile := filepath.Join(t.TempDir(), "tenants.json")
 	body := `{"tenants": [{"id": "acme", "apiKeys": [{"id": "k", "hash": "` + tenants.HashKey(durableKey) + `"}],
 		"rateLimit": {"perMinute": 1000000, "burst": 1000000, "user": {"perMinute": 1000000}, "ip": {"perMinute": 1000000}}}]}`
 	if err := os.WriteFile(tenantsFile, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nodes := startClusterWith(t, buildParley(t), 3, func(int) []string {
-		return []string{"--tenants", tenantsFile, "--mock-token-delay", "0"}
+	nodes := startClusterWith(t, buildParley(t), n, func(int) []string {
+		return append([]string{"--tenants", tenantsFile, "--mock-token-delay", "0"}, extra...)
 	})
+	var names []string
+	for _, p := range nodes {
+		names = append(names, p.name)
+	}
+	waitVoters(t, nodes, names)
+	return nodes
+}
+
+// waitVoters waits until every node in nodes lists exactly want as voters.
+func waitVoters(t *testing.T, nodes []*process, want []string) {
+	t.Helper()
 	for _, p := range nodes {
 		testkit.Eventually(t, 30*time.Second, func() error {
 			voters, err := votersOf(p)
 			if err != nil {
 				return err
 			}
-			if !slices.Equal(voters, []string{"node1", "node2", "node3"}) {
-				return fmt.Errorf("%s: voters %v", p.name, voters)
+			if !slices.Equal(voters, want) {
+				return fmt.Errorf("%s: voters %v, want %v", p.name, voters, want)
 			}
 			return nil
 		})
 	}
-	return nodes
 }
 
 func votersOf(p *process) ([]string, error) {
@@ -436,4 +453,26 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 		}
 	}
 	t.Logf("2 of 3 down: %d writes refused in %s", refused, time.Since(start).Round(time.Millisecond))
+}
+
+// TestDeadVoterIsRemovedOnceAReplacementVotes: with four voters, one
+// SIGKILLed is removed after --raft-dead-voter-timeout (the other three
+// still make three voters), writes go on, and the node restarted on its
+// data dir is made a voter again.
+func TestDeadVoterIsRemovedOnceAReplacementVotes(t *testing.T) {
+	t.Parallel()
+	nodes := replicatedClusterOf(t, 4, "--raft-dead-voter-timeout", "1s")
+	sid := uuid.NewString()
+	if code := chat(t, nodes[0], sid, "before"); code != 200 {
+		t.Fatalf("chat: %d", code)
+	}
+	_ = nodes[3].cmd.Process.Signal(syscall.SIGKILL)
+	<-nodes[3].exited
+	waitVoters(t, nodes[:3], []string{"node1", "node2", "node3"})
+	if code := chat(t, nodes[1], sid, "after the removal"); code != 200 {
+		t.Fatalf("chat after the removal: %d", code)
+	}
+	nodes[3] = restart(t, nodes[3], dataDir(nodes[3]))
+	waitVoters(t, nodes, []string{"node1", "node2", "node3", "node4"})
+	checkAll(t, nodes[3], map[string][]string{sid: {"before", "after the removal"}})
 }

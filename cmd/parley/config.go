@@ -32,6 +32,7 @@ type serveConfig struct {
 	Store          string
 	RaftAddr       string
 	RaftBootstrap  bool
+	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	Heartbeat      time.Duration
 }
@@ -67,6 +68,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Store, "store", storeReplicated, "session and cache storage: replicated (raft over every node, docs/durability.md) or local (this node's disk only)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
+	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +148,9 @@ func (c serveConfig) validate() error {
 	case storeLocal:
 	default:
 		return bad("store", "%q is not replicated or local", c.Store)
+	}
+	if c.RaftDeadVoter <= 0 {
+		return bad("raft-dead-voter-timeout", "%s is not positive", c.RaftDeadVoter)
 	}
 	if c.SessionIdle <= 0 {
 		return bad("session-idle-timeout", "%s is not positive", c.SessionIdle)

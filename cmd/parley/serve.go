@@ -182,7 +182,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	cacheClient.Observer = metrics
 	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
 	if rs := st.replicated(); rs != nil {
-		n.voters = startVoterReconciler(rs, member, logger.With("component", "raft"))
+		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
 	handler, err := edge.New(edge.Config{
 		NodeName:    cfg.NodeName,
@@ -232,6 +232,14 @@ func (n *node) stop(logger *slog.Logger) {
 	cancel()
 	n.sweeper.Stop()
 	n.voters.stop()
+	if rs := n.stores.replicated(); rs != nil {
+		// Hand leadership over first: writes then wait for one hand-off
+		// instead of an election timeout. The node stays a voter, as it
+		// is expected back (a restart); see voterReconciler.
+		if err := rs.TransferLeadership(); err != nil {
+			logger.Warn("handing raft leadership over", "err", err)
+		}
+	}
 	if err := n.stores.close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}

@@ -332,3 +332,28 @@ func TestRestartRebuildsStateMachine(t *testing.T) {
 	checkHistory(t, c.store(0), key, ids, 10)
 	appendOne(t, c.store(0), key, 10, "m11")
 }
+
+// TestLeadershipTransferHandsOverBeforeAStop: the leader hands leadership
+// to another voter, which then takes writes; a member that does not lead
+// does nothing when asked; nothing written before is lost.
+func TestLeadershipTransferHandsOverBeforeAStop(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, nil)
+	old := c.waitLeader()
+	key := session(1)
+	appendOne(t, c.store(old), key, 0, "before")
+
+	if err := c.store(c.follower()).TransferLeadership(); err != nil {
+		t.Fatalf("TransferLeadership on a follower: %v, want nil (nothing to do)", err)
+	}
+	if err := c.store(old).TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	if c.store(old).IsLeader() {
+		t.Fatalf("%s still leads after TransferLeadership", c.nodes[old].id)
+	}
+	c.kill(old)
+	next := c.waitLeader()
+	appendOne(t, c.store(next), key, 1, "after")
+	checkHistory(t, c.store(next), key, map[uint64]string{1: "before", 2: "after"}, 2)
+}

@@ -201,3 +201,22 @@ func (s *Store) Snapshot() error {
 	}
 	return nil
 }
+
+// TransferLeadership hands leadership to the most up-to-date other voter
+// when this member leads, and returns once it has (or failed to); it does
+// nothing on a member that does not lead. A node about to stop calls it
+// so that writes wait for one hand-off instead of an election timeout.
+func (s *Store) TransferLeadership() error {
+	release, err := s.enter(context.Background())
+	if err != nil {
+		return err
+	}
+	defer release()
+	if !s.IsLeader() {
+		return nil
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	return nil
+}
