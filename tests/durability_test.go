@@ -83,48 +83,6 @@ func votersOf(p *process) ([]string, error) {
 	return body.Voters, nil
 }
 
-// chat posts one message (stream false) through p; it returns whether the
-// reply was acknowledged (200).
-func chat(t *testing.T, p *process, sessionID, message string) int {
-	t.Helper()
-	req, _ := http.NewRequest("POST", p.url("/chat"), strings.NewReader(fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": false}`, sessionID, message)))
-	req.Header.Set("Authorization", "Bearer "+durableKey)
-	req.Header.Set("Content-Type", "application/json")
-	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-func historyOf(p *process, sessionID string) ([]string, error) {
-	req, _ := http.NewRequest("GET", p.url("/chat/"+sessionID+"/history?limit=100"), nil)
-	req.Header.Set("Authorization", "Bearer "+durableKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("history via %s: %d", p.name, resp.StatusCode)
-	}
-	var body struct {
-		Messages []struct{ Role, Content string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, err
-	}
-	var users []string
-	for _, m := range body.Messages {
-		if m.Role == "user" {
-			users = append(users, m.Content)
-		}
-	}
-	return users, nil
-}
-
 // Sizes of the acceptance run (issue 9): sessions spread over every owner,
 // written concurrently through all three edges.
 const (
@@ -386,12 +344,12 @@ func checkAll(t *testing.T, p *process, acked map[string][]string) {
 	t.Helper()
 	for sid, msgs := range acked {
 		testkit.Eventually(t, 20*time.Second, func() error {
-			got, err := historyOf(p, sid)
+			got, err := fullHistory(p, sid)
 			if err != nil {
 				return err
 			}
 			for _, want := range msgs {
-				if !slices.Contains(got, want) {
+				if !slices.ContainsFunc(got, func(m storedMessage) bool { return m.Role == "user" && m.Content == want }) {
 					return fmt.Errorf("acknowledged %q missing from %s via %s", want, sid, p.name)
 				}
 			}
@@ -403,13 +361,13 @@ func checkAll(t *testing.T, p *process, acked map[string][]string) {
 func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedCluster(t)
-	acked := map[string][]string{}
+	ackedMsgs := map[string][]string{}
 	write := func(round int, via []*process, n int) {
 		for i := range n {
 			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
 			msg := fmt.Sprintf("round %d message %d", round, i)
-			if chat(t, via[i%len(via)], sid, msg) == 200 {
-				acked[sid] = append(acked[sid], msg)
+			if res, _ := chatOnce(via[i%len(via)], sid, msg, false); res == acked {
+				ackedMsgs[sid] = append(ackedMsgs[sid], msg)
 			}
 		}
 	}
@@ -420,7 +378,7 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	<-nodes[2].exited
 	write(2, nodes[:2], 12)
 	nodes[2] = restart(t, nodes[2], dataDir(nodes[2]))
-	checkAll(t, nodes[2], acked)
+	checkAll(t, nodes[2], ackedMsgs)
 
 	// Killed again and restarted with its disk lost: it rebuilds its copy
 	// from the others, as the same voter.
@@ -428,9 +386,9 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	<-nodes[2].exited
 	write(3, nodes[:2], 12)
 	nodes[2] = restart(t, nodes[2], filepath.Join(t.TempDir(), "empty"))
-	checkAll(t, nodes[2], acked)
+	checkAll(t, nodes[2], ackedMsgs)
 	for _, p := range nodes {
-		checkAll(t, p, acked)
+		checkAll(t, p, ackedMsgs)
 	}
 
 	// Two of three lost: the survivor refuses writes it cannot make
@@ -440,19 +398,19 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 		<-p.exited
 	}
 	start := time.Now()
-	refused := 0
+	refusals := 0
 	for i := range 3 {
 		sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
-		switch code := chat(t, nodes[0], sid, "with two of three down"); code {
-		case 200:
+		switch res, detail := chatOnce(nodes[0], sid, "with two of three down", false); res {
+		case acked:
 			t.Fatalf("a write was acknowledged with two of three nodes down")
-		case http.StatusServiceUnavailable:
-			refused++
+		case refused:
+			refusals++
 		default:
-			t.Fatalf("status %d with two of three nodes down, want 503 within the client's 10 s", code)
+			t.Fatalf("with two of three nodes down: %s, want 503 with Retry-After within the client's 10 s", detail)
 		}
 	}
-	t.Logf("2 of 3 down: %d writes refused in %s", refused, time.Since(start).Round(time.Millisecond))
+	t.Logf("2 of 3 down: %d writes refused in %s", refusals, time.Since(start).Round(time.Millisecond))
 }
 
 // TestDeadVoterIsRemovedOnceAReplacementVotes: with four voters, one
@@ -463,14 +421,14 @@ func TestDeadVoterIsRemovedOnceAReplacementVotes(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedClusterOf(t, 4, "--raft-dead-voter-timeout", "1s")
 	sid := uuid.NewString()
-	if code := chat(t, nodes[0], sid, "before"); code != 200 {
-		t.Fatalf("chat: %d", code)
+	if res, detail := chatOnce(nodes[0], sid, "before", false); res != acked {
+		t.Fatalf("chat: %s", detail)
 	}
 	_ = nodes[3].cmd.Process.Signal(syscall.SIGKILL)
 	<-nodes[3].exited
 	waitVoters(t, nodes[:3], []string{"node1", "node2", "node3"})
-	if code := chat(t, nodes[1], sid, "after the removal"); code != 200 {
-		t.Fatalf("chat after the removal: %d", code)
+	if res, detail := chatOnce(nodes[1], sid, "after the removal", false); res != acked {
+		t.Fatalf("chat after the removal: %s", detail)
 	}
 	nodes[3] = restart(t, nodes[3], dataDir(nodes[3]))
 	waitVoters(t, nodes, []string{"node1", "node2", "node3", "node4"})
