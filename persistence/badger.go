@@ -19,9 +19,11 @@ package persistence
 // <session> is a canonical lowercase UUID (36 bytes), <space> is [a-z]{1,32}
 // and <key> is 1 to 512 bytes without NUL (it may hold ':' and '/'; the space
 // ends at the first ':' after "k:", so it cannot be forged). Message values
-// are format byte 1 followed by varint-prefixed fields: id, role, token count,
-// createdAt (Unix seconds and nanoseconds), content. Times are stored in UTC
-// and carry no monotonic reading.
+// are format byte 2 followed by varint-prefixed fields: id, role, token count,
+// createdAt (Unix seconds and nanoseconds), content, idempotency key.
+// Messages written by earlier versions are format byte 1, the same fields
+// without the key, and still read. Times are stored in UTC and carry no
+// monotonic reading.
 //
 // Expiry is the store's own: a KV value carries its expiresAt and Get compares
 // it with the caller's now. Badger's TTL is not used, because it follows the

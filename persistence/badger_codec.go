@@ -10,9 +10,17 @@ import (
 // Keys and values of BadgerStore; the layout is described at the top of
 // badger.go.
 
-// formatV1 is the first byte of every value, so that a later encoding can be
-// told apart from this one without rewriting stored data.
-const formatV1 = 1
+// The first byte of every value names its format, so that a later encoding
+// can be told apart from an earlier one without rewriting stored data.
+const (
+	// formatV1 is every value's first format, and still that of session
+	// meta and KV entries.
+	formatV1 = 1
+	// formatV2 is a message's formatV1 fields followed by its idempotency
+	// key. Messages are written in it; formatV1 messages, written by
+	// earlier versions, still decode (with no key).
+	formatV2 = 2
+)
 
 // errCorrupt reports a stored value this code cannot decode.
 var errCorrupt = errors.New("corrupt stored value")
@@ -61,21 +69,24 @@ func decodeMeta(b []byte) (SessionMeta, error) {
 	}, nil
 }
 
-// encodeMessage encodes everything but Seq, which the key carries.
+// encodeMessage encodes everything but Seq, which the key carries, in
+// formatV2.
 func encodeMessage(m Message) []byte {
-	b := make([]byte, 0, 1+len(m.ID)+len(m.Role)+len(m.Content)+40)
-	b = append(b, formatV1)
+	b := make([]byte, 0, 1+len(m.ID)+len(m.Role)+len(m.Content)+len(m.IdempotencyKey)+45)
+	b = append(b, formatV2)
 	b = appendString(b, m.ID)
 	b = appendString(b, string(m.Role))
 	b = binary.AppendVarint(b, int64(m.TokenCount))
 	b = appendTime(b, m.CreatedAt)
-	return appendString(b, m.Content)
+	b = appendString(b, m.Content)
+	return appendString(b, m.IdempotencyKey)
 }
 
-// decodeMessage decodes a value written by encodeMessage. The strings it
-// returns are copies, so b may be reused by Badger afterwards.
+// decodeMessage decodes a value written by encodeMessage, or by an earlier
+// version in formatV1. The strings it returns are copies, so b may be
+// reused by Badger afterwards.
 func decodeMessage(b []byte) (Message, error) {
-	if len(b) == 0 || b[0] != formatV1 {
+	if !isMessageFormat(b) {
 		return Message{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
 	d := decoder{b: b[1:]}
@@ -85,6 +96,9 @@ func decodeMessage(b []byte) (Message, error) {
 	tokens := d.varint()
 	m.CreatedAt = d.time()
 	m.Content = d.string()
+	if b[0] == formatV2 {
+		m.IdempotencyKey = d.string()
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return Message{}, fmt.Errorf("%w: message", errCorrupt)
 	}
@@ -92,10 +106,17 @@ func decodeMessage(b []byte) (Message, error) {
 	return m, nil
 }
 
+// isMessageFormat reports whether b starts with a message format this code
+// decodes.
+func isMessageFormat(b []byte) bool {
+	return len(b) > 0 && (b[0] == formatV1 || b[0] == formatV2)
+}
+
 // messageCreatedAt decodes only as much of a message as its creation time
-// needs, for the scans of Sweep and Page's notBefore cut.
+// needs, for the scans of Sweep and Page's notBefore cut. Both formats put
+// the time before the content.
 func messageCreatedAt(b []byte) (time.Time, error) {
-	if len(b) == 0 || b[0] != formatV1 {
+	if !isMessageFormat(b) {
 		return time.Time{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
 	d := decoder{b: b[1:]}

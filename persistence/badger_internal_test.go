@@ -3,6 +3,7 @@ package persistence
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strings"
@@ -18,7 +19,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{},
 		{ID: "id", Role: RoleAssistant, Content: "hé\x00llo", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone)},
 		{ID: strings.Repeat("i", 300), Role: RoleUser, Content: strings.Repeat("c", 70_000), TokenCount: 1 << 30,
-			CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
+			CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), IdempotencyKey: "retry-\xff:" + strings.Repeat("k", 200)},
 	}
 	for _, m := range msgs {
 		b := encodeMessage(m)
@@ -27,7 +28,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("decodeMessage(encodeMessage(%q)): %v", m.ID, err)
 		}
 		if got.ID != m.ID || got.Role != m.Role || got.Content != m.Content || got.TokenCount != m.TokenCount ||
-			!got.CreatedAt.Equal(m.CreatedAt) || got.CreatedAt.IsZero() != m.CreatedAt.IsZero() {
+			!got.CreatedAt.Equal(m.CreatedAt) || got.CreatedAt.IsZero() != m.CreatedAt.IsZero() || got.IdempotencyKey != m.IdempotencyKey {
 			t.Fatalf("round trip of %+v gave %+v", m, got)
 		}
 		created, err := messageCreatedAt(b)
@@ -62,9 +63,14 @@ func TestCodecRejectsCorruption(t *testing.T) {
 		t.Fatalf("decodeMessage with a trailing byte: %v, want errCorrupt", err)
 	}
 	wrongFormat := bytes.Clone(b)
-	wrongFormat[0] = 2
+	wrongFormat[0] = 9
 	if _, err := decodeMessage(wrongFormat); !errors.Is(err, errCorrupt) {
-		t.Fatalf("decodeMessage of format 2: %v, want errCorrupt", err)
+		t.Fatalf("decodeMessage of format 9: %v, want errCorrupt", err)
+	}
+	// A format 1 byte on a format 2 message leaves the key unread.
+	wrongFormat[0] = formatV1
+	if _, err := decodeMessage(wrongFormat); !errors.Is(err, errCorrupt) {
+		t.Fatalf("decodeMessage of a format 2 message marked format 1: %v, want errCorrupt", err)
 	}
 	meta := encodeMeta(SessionMeta{LastSeq: 1})
 	for n := range len(meta) {
@@ -77,6 +83,30 @@ func TestCodecRejectsCorruption(t *testing.T) {
 		if _, _, err := decodeKV(kv[:n]); !errors.Is(err, errCorrupt) {
 			t.Fatalf("decodeKV of %d bytes: %v, want errCorrupt", n, err)
 		}
+	}
+}
+
+// TestCodecReadsFormat1Messages decodes a message as versions before the
+// idempotency key wrote it: stored data is never rewritten, so it must
+// keep reading.
+func TestCodecReadsFormat1Messages(t *testing.T) {
+	// encodeMessage(Message{ID: "m5", Role: RoleUser, Content: "hi", TokenCount: 1,
+	// CreatedAt: time.Unix(1767225600, 5)}) before format 2.
+	v1, err := hex.DecodeString("01026d3504757365720280e4ad950d05026869")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Message{ID: "m5", Role: RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC()}
+	got, err := decodeMessage(v1)
+	if err != nil || got != want {
+		t.Fatalf("decodeMessage of format 1 = %+v, %v; want %+v", got, err, want)
+	}
+	if created, err := messageCreatedAt(v1); err != nil || !created.Equal(want.CreatedAt) {
+		t.Fatalf("messageCreatedAt of format 1 = %v, %v; want %v", created, err, want.CreatedAt)
+	}
+	// Rewritten, it is format 2 and keeps its (empty) key.
+	if b := encodeMessage(got); b[0] != formatV2 {
+		t.Fatalf("encodeMessage writes format %d, want %d", b[0], formatV2)
 	}
 }
 

@@ -32,6 +32,10 @@ type Message struct {
 	Content    string
 	TokenCount int
 	CreatedAt  time.Time
+	// IdempotencyKey is the client-chosen key of the request that stored
+	// the message; empty when none. Stores keep it as bytes and never
+	// look at it: the session grain decides what a key means.
+	IdempotencyKey string
 }
 
 // SessionMeta is what a session grain loads on activation instead of its

@@ -28,7 +28,9 @@ func (g *grain) append(ctx actor.Context, req *Append) {
 		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
 		return
 	}
-	msg, err := g.store(persistence.Role(req.Role), req.Content, int(req.TokenCount))
+	msg, _, err := g.store(persistence.Message{
+		Role: persistence.Role(req.Role), Content: req.Content, TokenCount: int(req.TokenCount), IdempotencyKey: req.IdempotencyKey,
+	}, "")
 	if err != nil {
 		g.fail(ctx, "append", err)
 		return
@@ -36,17 +38,27 @@ func (g *grain) append(ctx actor.Context, req *Append) {
 	ctx.Respond(&Appended{Message: toProto(msg)})
 }
 
-// store appends one message as the session's newest. When another
-// activation of this session (a membership change in progress) appended
-// first, it reloads the sequence and goes after that message.
-func (g *grain) store(role persistence.Role, content string, tokens int) (persistence.Message, error) {
+// store appends msg as the session's newest, with a new id, the clock's
+// time and the next sequence. When another activation of this session (a
+// membership change in progress) appended first, it reloads the sequence
+// and goes after that message.
+//
+// When msg carries an idempotency key that a message of keyRole (any role
+// when empty) in the tail already holds, store writes nothing and returns
+// that message with stored false. It looks before the first attempt and
+// again after each reload, since the other activation may have served the
+// same request.
+func (g *grain) store(msg persistence.Message, keyRole persistence.Role) (_ persistence.Message, stored bool, _ error) {
 	id, err := uuid.NewV7()
 	if err != nil {
-		return persistence.Message{}, err
+		return persistence.Message{}, false, err
 	}
-	msg := persistence.Message{ID: id.String(), Role: role, Content: content, TokenCount: tokens, CreatedAt: g.cfg.Clock.Now()}
+	msg.ID, msg.CreatedAt = id.String(), g.cfg.Clock.Now()
 	opts := persistence.AppendOptions{MaxMessages: g.retention.MaxMessages}
 	for attempt := 1; ; attempt++ {
+		if i := g.findKey(msg.IdempotencyKey, keyRole); i >= 0 {
+			return g.tail[i], false, nil
+		}
 		msg.Seq = g.lastSeq + 1
 		sctx, cancel := g.storeContext()
 		meta, err := g.cfg.Store.Append(sctx, g.key, g.lastSeq, []persistence.Message{msg}, opts)
@@ -54,14 +66,14 @@ func (g *grain) store(role persistence.Role, content string, tokens int) (persis
 		if err == nil {
 			g.lastSeq = meta.LastSeq
 			g.remember(msg)
-			return msg, nil
+			return msg, true, nil
 		}
 		if !errors.Is(err, persistence.ErrSequenceConflict) || attempt == appendAttempts {
-			return persistence.Message{}, err
+			return persistence.Message{}, false, err
 		}
 		g.cfg.Logger.Info("session written elsewhere; reloading", "tenant", g.key.Tenant, "session", g.key.Session, "lastSeq", g.lastSeq)
 		if err := g.load(); err != nil {
-			return persistence.Message{}, err
+			return persistence.Message{}, false, err
 		}
 	}
 }
@@ -82,7 +94,7 @@ func checkAppend(req *Append) error {
 	case req.TokenCount < 0:
 		return fmt.Errorf("tokenCount %d is negative", req.TokenCount)
 	}
-	return nil
+	return checkIdempotencyKey(req.IdempotencyKey)
 }
 
 // remember adds msg to the in-memory tail, keeping at most TailSize.

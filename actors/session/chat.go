@@ -26,7 +26,8 @@ type replyFinished struct {
 // on its own goroutine so the grain keeps serving (a second Chat gets
 // "conflict" at once, History still answers). Tokens go straight from that
 // goroutine to the requester's PID; the grain stores the reply when the
-// model finishes, whether or not anyone is still listening.
+// model finishes, whether or not anyone is still listening. A Chat whose
+// idempotency key the session already holds is chatAgain's.
 func (g *grain) chat(ctx actor.Context, req *Chat) {
 	if !g.ready(ctx) {
 		return
@@ -39,12 +40,28 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
 		return
 	}
-	history := g.turns()
-	user, err := g.store(persistence.RoleUser, req.Content, model.CountTokens(req.Content))
+	if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
+		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		return
+	}
+	history := g.turns(g.tail)
+	user, stored, err := g.store(persistence.Message{
+		Role: persistence.RoleUser, Content: req.Content, TokenCount: model.CountTokens(req.Content), IdempotencyKey: req.IdempotencyKey,
+	}, persistence.RoleUser)
 	if err != nil {
 		g.fail(ctx, "chat", err)
 		return
 	}
+	if !stored {
+		g.chatAgain(ctx, req)
+		return
+	}
+	g.startReply(ctx, req, user, history)
+}
+
+// startReply answers ChatStarted for the stored user message and runs the
+// model on it, given history (oldest first).
+func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Message, history []model.Turn) {
 	g.replying = true
 	ctx.Respond(&ChatStarted{UserMessage: toProto(user), Host: ctx.ActorSystem().Address()})
 
@@ -54,7 +71,7 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 	if prompt == "" {
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
-	mreq := model.Request{Prompt: prompt, History: history, Message: req.Content}
+	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
 	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
 	go func() {
 		mctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -79,7 +96,7 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the model failed to complete the reply"})
 		return
 	}
-	msg, err := g.store(persistence.RoleAssistant, done.content, done.usage.CompletionTokens)
+	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
 		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the reply could not be stored"})
@@ -92,12 +109,12 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	})
 }
 
-// turns is the history a reply is given: the in-memory tail, oldest first,
-// without what retention already hides.
-func (g *grain) turns() []model.Turn {
+// turns is the history a reply is given: msgs (part of the in-memory tail,
+// oldest first) without what retention already hides.
+func (g *grain) turns(msgs []persistence.Message) []model.Turn {
 	nb := g.notBefore()
 	var out []model.Turn
-	for _, m := range g.tail {
+	for _, m := range msgs {
 		if !m.CreatedAt.Before(nb) {
 			out = append(out, model.Turn{Role: string(m.Role), Content: m.Content})
 		}

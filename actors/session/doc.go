@@ -9,6 +9,9 @@
 // activations, the second one's write fails cleanly, it reloads and retries,
 // and nothing is overwritten, duplicated or lost.
 //
-// docs/sessions.md describes identity, key layout, retention, passivation
-// and what a crash can lose.
+// A Chat or Append may carry an idempotency key (idempotency.go): sent
+// again with it, it stores nothing twice.
+//
+// docs/sessions.md describes identity, idempotency keys, key layout,
+// retention, passivation and what a crash can lose.
 package session

@@ -49,3 +49,12 @@ func validKey(k persistence.SessionKey) error {
 // Idempotent marks History as a read (cluster.Idempotent): a call whose
 // node fails mid-call is sent again to the session's new activation.
 func (*History) Idempotent() bool { return true }
+
+// Idempotent marks a Chat that carries an idempotency key as safe to send
+// again (cluster.Idempotent): a call whose node fails mid-call goes to the
+// session's new activation, which finds the key and stores nothing twice.
+func (c *Chat) Idempotent() bool { return c.GetIdempotencyKey() != "" }
+
+// Idempotent marks an Append that carries an idempotency key as safe to
+// send again (cluster.Idempotent), like Chat.
+func (a *Append) Idempotent() bool { return a.GetIdempotencyKey() != "" }

@@ -116,12 +116,18 @@ func (x *Message) GetCreatedAtUnixNano() int64 {
 // Append stores one message as the session's newest and answers with
 // Appended, or Failure.
 type Append struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
-	TokenCount    int32                  `protobuf:"varint,3,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Role       string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content    string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	TokenCount int32                  `protobuf:"varint,3,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
+	// idempotency_key, when set, makes the append safe to send again: while
+	// a message stored with this key is among the session's newest
+	// (Config.TailSize), Append answers with that message and stores
+	// nothing. 1–128 printable ASCII characters (0x21–0x7E); empty means
+	// none.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Append) Reset() {
@@ -173,6 +179,13 @@ func (x *Append) GetTokenCount() int32 {
 		return x.TokenCount
 	}
 	return 0
+}
+
+func (x *Append) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // Appended is the stored message, with its id, sequence and time.
@@ -474,9 +487,18 @@ type Chat struct {
 	ReplyId      string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
 	// prompt is the tenant's prompt template as the edge read it (through
 	// the cache); empty means the session's configured default.
-	Prompt        string `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Prompt string `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// idempotency_key, when set, makes the chat safe to send again. While
+	// the user message stored with this key is among the session's newest
+	// (Config.TailSize), a Chat with the key stores no second user message:
+	// it answers ChatStarted with the stored one and then either replays
+	// the stored reply (as Tokens and ReplyDone, nothing stored) or, when no
+	// reply was stored after it, writes and stores the reply. While that
+	// message's reply is in progress the answer is "conflict", as for any
+	// Chat. 1–128 printable ASCII characters (0x21–0x7E); empty means none.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Chat) Reset() {
@@ -533,6 +555,13 @@ func (x *Chat) GetReplyId() string {
 func (x *Chat) GetPrompt() string {
 	if x != nil {
 		return x.Prompt
+	}
+	return ""
+}
+
+func (x *Chat) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
 	}
 	return ""
 }
@@ -772,12 +801,13 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\acontent\x18\x04 \x01(\tR\acontent\x12\x1f\n" +
 	"\vtoken_count\x18\x05 \x01(\x05R\n" +
 	"tokenCount\x12/\n" +
-	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\"W\n" +
+	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\"\x80\x01\n" +
 	"\x06Append\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x1f\n" +
 	"\vtoken_count\x18\x03 \x01(\x05R\n" +
-	"tokenCount\"=\n" +
+	"tokenCount\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"=\n" +
 	"\bAppended\x121\n" +
 	"\amessage\x18\x01 \x01(\v2\x17.parley.session.MessageR\amessage\"7\n" +
 	"\aHistory\x12\x14\n" +
@@ -791,12 +821,13 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\aCleared\"7\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"x\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa1\x01\n" +
 	"\x04Chat\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
 	"\breply_id\x18\x03 \x01(\tR\areplyId\x12\x16\n" +
-	"\x06prompt\x18\x04 \x01(\tR\x06prompt\"]\n" +
+	"\x06prompt\x18\x04 \x01(\tR\x06prompt\x12'\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"]\n" +
 	"\vChatStarted\x12:\n" +
 	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\"1\n" +

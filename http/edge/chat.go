@@ -17,6 +17,10 @@ import (
 	"github.com/parley-chat/parley/cluster"
 )
 
+// HeaderIdempotencyKey is the optional request header of POST /chat that
+// makes sending the request again safe (docs/http.md).
+const HeaderIdempotencyKey = "Idempotency-Key"
+
 // chatRequest is the body of POST /chat.
 type chatRequest struct {
 	SessionID string `json:"sessionId" validate:"required,uuid"`
@@ -91,12 +95,17 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
 		return
 	}
+	idempotencyKey, rerr := idempotencyKeyOf(r)
+	if rerr != nil {
+		rerr.write(w)
+		return
+	}
 
 	prompt := s.modelConfig(r.Context(), tenant).PromptTemplate
 	rs := s.openStream()
 	defer s.closeStream(rs)
 	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
-		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt,
+		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt, IdempotencyKey: idempotencyKey,
 	})
 	if err != nil {
 		s.grainError(w, r, err)
@@ -113,6 +122,22 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.wholeReply(w, r, rs, hostLost, start)
+}
+
+// idempotencyKeyOf reads the optional Idempotency-Key header: "" when it is
+// absent, a 400 when it is present but empty, repeated, or not 1 to 128
+// printable ASCII characters.
+func idempotencyKeyOf(r *http.Request) (string, *requestError) {
+	values, ok := r.Header[HeaderIdempotencyKey]
+	switch {
+	case !ok:
+		return "", nil
+	case len(values) == 1 && session.ValidIdempotencyKey(values[0]):
+		return values[0], nil
+	}
+	return "", &requestError{status: http.StatusBadRequest, code: CodeValidation, message: "request has invalid headers",
+		details: []ErrorDetail{{Field: HeaderIdempotencyKey, Message: fmt.Sprintf(
+			"must be given once, as 1 to %d printable ASCII characters without spaces", session.MaxIdempotencyKeyLen)}}}
 }
 
 // streamReply relays the reply as Server-Sent Events, flushing each token

@@ -142,9 +142,18 @@ func (readyHealth) Members() any { return nil }
 
 func (a *api) do(method, path, key, contentType string, body io.Reader) *http.Response {
 	a.t.Helper()
+	return a.doWith(method, path, key, contentType, nil, body)
+}
+
+// doWith is do with more request headers.
+func (a *api) doWith(method, path, key, contentType string, header http.Header, body io.Reader) *http.Response {
+	a.t.Helper()
 	req, err := http.NewRequest(method, a.url+path, body)
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -164,6 +173,13 @@ func (a *api) chat(key, sessionID, message string, stream bool) *http.Response {
 	a.t.Helper()
 	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %v}`, sessionID, message, stream)
 	return a.do("POST", "/chat", key, "application/json", strings.NewReader(body))
+}
+
+// chatKeyed is chat with an Idempotency-Key header.
+func (a *api) chatKeyed(key, sessionID, message string, stream bool, idempotencyKey string) *http.Response {
+	a.t.Helper()
+	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %v}`, sessionID, message, stream)
+	return a.doWith("POST", "/chat", key, "application/json", idempotencyKeyHeader(idempotencyKey), strings.NewReader(body))
 }
 
 type historyJSON struct {
@@ -296,25 +312,32 @@ func TestBadRequestsGetAClear4xxAndReachNoGrain(t *testing.T) {
 		name, key, contentType, body string
 		status                       int
 		code, field                  string
+		header                       http.Header
 	}{
-		{"no key", "", "application/json", valid, 401, edge.CodeUnauthorized, ""},
-		{"unknown key", "nope", "application/json", valid, 401, edge.CodeUnauthorized, ""},
-		{"text body", acmeKey, "text/plain", valid, 415, edge.CodeUnsupportedType, ""},
-		{"malformed JSON", acmeKey, "application/json", `{"sessionId": `, 400, edge.CodeBadRequest, ""},
-		{"not an object", acmeKey, "application/json", `[1,2]`, 400, edge.CodeBadRequest, ""},
-		{"empty body", acmeKey, "application/json", ``, 400, edge.CodeBadRequest, ""},
-		{"unknown field", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "tenant": "globex"}`, sid), 400, edge.CodeBadRequest, "tenant"},
-		{"wrong type", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": 42}`, sid), 400, edge.CodeBadRequest, "message"},
-		{"stream not bool", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "stream": "yes"}`, sid), 400, edge.CodeBadRequest, "stream"},
-		{"trailing data", acmeKey, "application/json", valid + `{}`, 400, edge.CodeBadRequest, ""},
-		{"session not a UUID", acmeKey, "application/json", `{"sessionId": "../../etc", "message": "hi"}`, 400, edge.CodeValidation, "sessionId"},
-		{"empty message", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": ""}`, sid), 400, edge.CodeValidation, "message"},
-		{"message too long", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("é", 10001)), 400, edge.CodeValidation, "message"},
-		{"body over 64 KiB", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("a", 70_000)), 413, edge.CodeTooLarge, ""},
+		{"no key", "", "application/json", valid, 401, edge.CodeUnauthorized, "", nil},
+		{"unknown key", "nope", "application/json", valid, 401, edge.CodeUnauthorized, "", nil},
+		{"text body", acmeKey, "text/plain", valid, 415, edge.CodeUnsupportedType, "", nil},
+		{"malformed JSON", acmeKey, "application/json", `{"sessionId": `, 400, edge.CodeBadRequest, "", nil},
+		{"not an object", acmeKey, "application/json", `[1,2]`, 400, edge.CodeBadRequest, "", nil},
+		{"empty body", acmeKey, "application/json", ``, 400, edge.CodeBadRequest, "", nil},
+		{"unknown field", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "tenant": "globex"}`, sid), 400, edge.CodeBadRequest, "tenant", nil},
+		{"wrong type", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": 42}`, sid), 400, edge.CodeBadRequest, "message", nil},
+		{"stream not bool", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": "hi", "stream": "yes"}`, sid), 400, edge.CodeBadRequest, "stream", nil},
+		{"trailing data", acmeKey, "application/json", valid + `{}`, 400, edge.CodeBadRequest, "", nil},
+		{"session not a UUID", acmeKey, "application/json", `{"sessionId": "../../etc", "message": "hi"}`, 400, edge.CodeValidation, "sessionId", nil},
+		{"empty message", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": ""}`, sid), 400, edge.CodeValidation, "message", nil},
+		{"message too long", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("é", 10001)), 400, edge.CodeValidation, "message", nil},
+		{"body over 64 KiB", acmeKey, "application/json", fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sid, strings.Repeat("a", 70_000)), 413, edge.CodeTooLarge, "", nil},
+		{"empty Idempotency-Key", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader("")},
+		{"Idempotency-Key over 128", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader(strings.Repeat("k", 129))},
+		{"Idempotency-Key with a space", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader("retry 1")},
+		{"Idempotency-Key with a tab", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader("retry\t1")},
+		{"Idempotency-Key not ASCII", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader("clé")},
+		{"Idempotency-Key twice", acmeKey, "application/json", valid, 400, edge.CodeValidation, edge.HeaderIdempotencyKey, idempotencyKeyHeader("a", "b")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := a.do("POST", "/chat", tc.key, tc.contentType, strings.NewReader(tc.body))
+			resp := a.doWith("POST", "/chat", tc.key, tc.contentType, tc.header, strings.NewReader(tc.body))
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
 			}
@@ -335,6 +358,11 @@ func TestBadRequestsGetAClear4xxAndReachNoGrain(t *testing.T) {
 	}
 }
 
+// idempotencyKeyHeader is a request header of Idempotency-Key values.
+func idempotencyKeyHeader(values ...string) http.Header {
+	return http.Header{edge.HeaderIdempotencyKey: values}
+}
+
 func TestSecondChatDuringAReplyIs409(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, nil)
@@ -352,6 +380,90 @@ func TestSecondChatDuringAReplyIs409(t *testing.T) {
 	close(a.gate.next) // let every reply run to its end
 	if other := a.chat(acmeKey, uuid.NewString(), "three", false); other.StatusCode != http.StatusOK {
 		t.Fatalf("other session: %d", other.StatusCode)
+	}
+}
+
+// chatBody is the body of a 200 to POST /chat with "stream": false.
+type chatBody struct {
+	Message struct{ ID, Role, Content string } `json:"message"`
+	Usage   struct{ CompletionTokens int }     `json:"usage"`
+}
+
+func decodeChat(t *testing.T, resp *http.Response) chatBody {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %+v", resp.StatusCode, errorBody(t, resp))
+	}
+	var body chatBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// readStream reads a whole SSE reply: the concatenated tokens and the done
+// event's messageId.
+func readStream(t *testing.T, resp *http.Response) (text, messageID string) {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var b strings.Builder
+	for ev, err := range sse.Read(resp.Body, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Type {
+		case "token":
+			var tok struct{ Text string }
+			if err := json.Unmarshal([]byte(ev.Data), &tok); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(tok.Text)
+		case "done":
+			var done struct{ MessageID string }
+			if err := json.Unmarshal([]byte(ev.Data), &done); err != nil {
+				t.Fatal(err)
+			}
+			return b.String(), done.MessageID
+		default:
+			t.Fatalf("unexpected event %q: %s", ev.Type, ev.Data)
+		}
+	}
+	t.Fatal("the stream ended without a done event")
+	return "", ""
+}
+
+// TestChatSentAgainWithItsIdempotencyKeyStoresOnce: a client that retries
+// with the same Idempotency-Key (it never saw the first answer) gets the
+// same reply, streamed or whole, and the session holds the exchange once.
+func TestChatSentAgainWithItsIdempotencyKeyStoresOnce(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	sid := uuid.NewString()
+	first := decodeChat(t, a.chatKeyed(acmeKey, sid, "hello there", false, "req-01J9Z"))
+	again := decodeChat(t, a.chatKeyed(acmeKey, sid, "hello there", false, "req-01J9Z"))
+	if again.Message != first.Message || again.Usage.CompletionTokens != first.Usage.CompletionTokens {
+		t.Fatalf("retry answered %+v, the first request %+v", again, first)
+	}
+	if text, id := readStream(t, a.chatKeyed(acmeKey, sid, "hello there", true, "req-01J9Z")); text != first.Message.Content || id != first.Message.ID {
+		t.Fatalf("streamed retry: %q ending in %s; the reply is %q, %s", text, id, first.Message.Content, first.Message.ID)
+	}
+	h := a.history(acmeKey, sid, "")
+	if len(h.Messages) != 2 || h.Messages[0].ID != first.Message.ID || h.Messages[1].Content != "hello there" {
+		t.Fatalf("history after three tries of one request: %+v", h.Messages)
+	}
+
+	// Another key is another request; so is the same key in another tenant's session.
+	if other := decodeChat(t, a.chatKeyed(acmeKey, sid, "hello there", false, "req-01J9Y")); other.Message.ID == first.Message.ID {
+		t.Fatalf("a second key replayed the first reply %s", other.Message.ID)
+	}
+	if h := a.history(acmeKey, sid, ""); len(h.Messages) != 4 {
+		t.Fatalf("history after two keys holds %d messages, want 4", len(h.Messages))
+	}
+	decodeChat(t, a.chatKeyed(globexKey, sid, "hello there", false, "req-01J9Z"))
+	if h := a.history(globexKey, sid, ""); len(h.Messages) != 2 {
+		t.Fatalf("globex's session holds %d messages, want 2", len(h.Messages))
 	}
 }
 

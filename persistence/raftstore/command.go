@@ -17,14 +17,29 @@ import (
 // machine. Both are sent to the leader by members that are not (forward.go),
 // and their results come back the same way.
 //
-// All three are format byte 1, then the fields of their kind in the framing
+// All three are a format byte, then the fields of their kind in the framing
 // of codec.go. A later format gets a new first byte; a member refuses (and
 // logs) a command it cannot decode, which every member does alike, so the
 // copies never diverge over it. Every member of a group must therefore run a
 // version that knows every format in its log before the group is asked to
 // write one.
 
-const wireFormatV1 = 1
+// The formats. Commands and results are written in wireFormatV2; format 1
+// still decodes, so a log written by an earlier version replays and an
+// earlier leader's results read. Queries (and the envelope of forward.go)
+// carry no message and are still format 1. Since every command is format
+// 2, a group must be upgraded entirely before a new version leads it: a
+// member that only knows format 1 skips every entry written after that.
+const (
+	// wireFormatV1 is the first format.
+	wireFormatV1 = 1
+	// wireFormatV2 is wireFormatV1 with each message's idempotency key
+	// after its content.
+	wireFormatV2 = 2
+)
+
+// messageFormat reports whether f is a format of commands and results.
+func messageFormat(f byte) bool { return f == wireFormatV1 || f == wireFormatV2 }
 
 // opCode names a write.
 type opCode byte
@@ -77,7 +92,7 @@ type command struct {
 
 func encodeCommand(c command) []byte {
 	var e encoder
-	e.byte(wireFormatV1)
+	e.byte(wireFormatV2)
 	e.byte(byte(c.op))
 	switch c.op {
 	case opAppend:
@@ -118,7 +133,8 @@ func encodeCommand(c command) []byte {
 
 func decodeCommand(b []byte) (command, error) {
 	d := decoder{b: b}
-	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+	f := d.byte()
+	if d.err == nil && !messageFormat(f) {
 		return command{}, fmt.Errorf("command format %d unknown", f)
 	}
 	c := command{op: opCode(d.byte())}
@@ -127,10 +143,10 @@ func decodeCommand(b []byte) (command, error) {
 		c.session = d.sessionKey()
 		c.expectedLast = d.uvarint()
 		c.maxMessages = int(d.varint())
-		n := d.count(minMessageSize)
+		n := d.count(minMessageSize(f))
 		c.msgs = make([]persistence.Message, n)
 		for i := range c.msgs {
-			c.msgs[i] = d.message()
+			c.msgs[i] = d.message(f)
 		}
 	case opDeleteSession:
 		c.session = d.sessionKey()
@@ -311,7 +327,7 @@ func errorOf(code errCode, msg string) error {
 
 func encodeResult(r result) []byte {
 	var e encoder
-	e.byte(wireFormatV1)
+	e.byte(wireFormatV2)
 	e.byte(byte(codeOf(r.err)))
 	if r.err != nil {
 		e.string(r.err.Error())
@@ -334,7 +350,8 @@ func encodeResult(r result) []byte {
 
 func decodeResult(b []byte) (result, error) {
 	d := decoder{b: b}
-	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+	f := d.byte()
+	if d.err == nil && !messageFormat(f) {
 		return result{}, fmt.Errorf("result format %d unknown", f)
 	}
 	var r result
@@ -352,11 +369,11 @@ func decodeResult(b []byte) (result, error) {
 		r.value = append([]byte{}, v...)
 	}
 	r.exp = d.time()
-	n := d.count(minMessageSize)
+	n := d.count(minMessageSize(f))
 	if n > 0 {
 		r.msgs = make([]persistence.Message, n)
 		for i := range r.msgs {
-			r.msgs[i] = d.message()
+			r.msgs[i] = d.message(f)
 		}
 	}
 	if err := d.finish(); err != nil {
@@ -365,10 +382,17 @@ func decodeResult(b []byte) (result, error) {
 	return r, nil
 }
 
-// minMessageSize is the fewest bytes one encoded message takes: a byte for
-// each of its six fields but the time, which takes two.
-const minMessageSize = 7
+// minMessageSize is the fewest bytes one message of format f takes: a
+// byte for each of its fields (six in format 1, seven in format 2) but
+// the time, which takes two.
+func minMessageSize(f byte) int {
+	if f == wireFormatV1 {
+		return 7
+	}
+	return 8
+}
 
+// message writes m in wireFormatV2.
 func (e *encoder) message(m persistence.Message) {
 	e.uvarint(m.Seq)
 	e.string(m.ID)
@@ -376,9 +400,11 @@ func (e *encoder) message(m persistence.Message) {
 	e.varint(int64(m.TokenCount))
 	e.time(m.CreatedAt)
 	e.string(m.Content)
+	e.string(m.IdempotencyKey)
 }
 
-func (d *decoder) message() persistence.Message {
+// message reads a message of format f; format 1 has no idempotency key.
+func (d *decoder) message(f byte) persistence.Message {
 	var m persistence.Message
 	m.Seq = d.uvarint()
 	m.ID = d.string()
@@ -386,6 +412,9 @@ func (d *decoder) message() persistence.Message {
 	m.TokenCount = int(d.varint())
 	m.CreatedAt = d.time()
 	m.Content = d.string()
+	if f != wireFormatV1 {
+		m.IdempotencyKey = d.string()
+	}
 	return m
 }
 

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
@@ -16,7 +17,8 @@ func TestCommandRoundTrip(t *testing.T) {
 	kv := persistence.KVKey{Tenant: "acme", Space: "cache", Key: "\xff\xfe:a/b"} // not UTF-8: carried as bytes
 	cmds := []command{
 		{op: opAppend, session: key, expectedLast: 41, maxMessages: 1000, msgs: []persistence.Message{
-			{Seq: 42, ID: "01J-ü", Role: persistence.RoleUser, Content: "héllo\x00🎉", TokenCount: -1, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, zone)},
+			{Seq: 42, ID: "01J-ü", Role: persistence.RoleUser, Content: "héllo\x00🎉", TokenCount: -1, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, zone),
+				IdempotencyKey: "retry-7f3a\xff"},
 			{Seq: 43, Role: persistence.RoleSystem, CreatedAt: time.Time{}},
 		}},
 		{op: opDeleteSession, session: key},
@@ -64,7 +66,10 @@ func TestQueryAndResultRoundTrip(t *testing.T) {
 	ok := result{
 		meta:  persistence.SessionMeta{LastSeq: 9, FirstSeq: 3},
 		stats: persistence.SweepStats{Messages: 1, KVEntries: 2, Sessions: 3},
-		msgs:  []persistence.Message{{Seq: 9, ID: "m9", Role: persistence.RoleAssistant, Content: "c", TokenCount: 4, CreatedAt: t0}},
+		msgs: []persistence.Message{
+			{Seq: 8, ID: "m8", Role: persistence.RoleUser, Content: "q", TokenCount: 1, CreatedAt: t0, IdempotencyKey: "k-8"},
+			{Seq: 9, ID: "m9", Role: persistence.RoleAssistant, Content: "c", TokenCount: 4, CreatedAt: t0},
+		},
 		value: []byte("v"), exp: t0, found: true,
 	}
 	got, err := decodeResult(encodeResult(ok))
@@ -91,6 +96,45 @@ func TestQueryAndResultRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFormat1StillDecodes decodes a command and a result as versions
+// before the idempotency key encoded them: a raft log written by one
+// replays after an upgrade, and an earlier leader's answers still read.
+func TestFormat1StillDecodes(t *testing.T) {
+	msg := persistence.Message{Seq: 5, ID: "m5", Role: persistence.RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC()}
+	// encodeCommand of this append before format 2.
+	cmd := mustHex(t, "01010461636d652436663163326134652d306237642d346333652d396135312d32643865346637613962313004d00f0105026d3504757365720280e4ad950d05026869")
+	want := command{op: opAppend, session: persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"},
+		expectedLast: 4, maxMessages: 1000, msgs: []persistence.Message{msg}}
+	got, err := decodeCommand(cmd)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("format 1 command decoded as %+v, %v; want %+v", got, err, want)
+	}
+	// encodeResult of an append's meta and this message before format 2.
+	res := mustHex(t, "010005010000000000ffdb8ff9ce03000105026d3504757365720280e4ad950d05026869")
+	r, err := decodeResult(res)
+	if err != nil || r.err != nil || r.meta != (persistence.SessionMeta{LastSeq: 5, FirstSeq: 1}) || !reflect.DeepEqual(r.msgs, []persistence.Message{msg}) {
+		t.Fatalf("format 1 result decoded as %+v, %v", r, err)
+	}
+	if b := encodeCommand(want); b[0] != wireFormatV2 {
+		t.Fatalf("encodeCommand writes format %d, want %d", b[0], wireFormatV2)
+	}
+	// A format 2 command marked format 1 has a key nobody reads.
+	relabelled := encodeCommand(want)
+	relabelled[0] = wireFormatV1
+	if _, err := decodeCommand(relabelled); err == nil {
+		t.Fatal("a format 2 command marked format 1 decoded")
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestDecodeRefusesMalformedInput(t *testing.T) {
 	valid := encodeCommand(command{op: opAppend, session: persistence.SessionKey{Tenant: "a", Session: "b"}, msgs: []persistence.Message{{Seq: 1}}})
 	inputs := map[string][]byte{
@@ -100,14 +144,15 @@ func TestDecodeRefusesMalformedInput(t *testing.T) {
 		"truncated":      valid[:len(valid)-1],
 		"trailing bytes": append(append([]byte{}, valid...), 0),
 		// An append claiming 2^62 messages in a few bytes must not allocate them.
-		"huge count": {wireFormatV1, byte(opAppend), 1, 'a', 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
+		"huge count":           {wireFormatV2, byte(opAppend), 1, 'a', 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
+		"huge count, format 1": {wireFormatV1, byte(opAppend), 1, 'a', 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
 	}
 	for name, b := range inputs {
 		if _, err := decodeCommand(b); err == nil {
 			t.Errorf("%s: decodeCommand succeeded", name)
 		}
 	}
-	for name, b := range map[string][]byte{"empty": nil, "unknown kind": {wireFormatV1, 42}, "bad format": {2}} {
+	for name, b := range map[string][]byte{"empty": nil, "unknown kind": {wireFormatV1, 42}, "bad format": {9}} {
 		if _, err := decodeQuery(b); err == nil {
 			t.Errorf("%s: decodeQuery succeeded", name)
 		}
