@@ -107,15 +107,20 @@ const (
 	refused                        // 503 with Retry-After, or an error event: not acknowledged
 	edgeDown                       // the request went to the killed node's edge
 	unexpectedly                   // anything else: the test fails
+	retried                        // counts the requests that were a retry
 )
 
-// chatOnce sends one chat through edge, streamed or not, and says how it
-// ended; detail explains an unexpected end.
-func chatOnce(p *process, sessionID, message string, stream bool) (res loadResult, detail string) {
+// chatOnce sends one chat through edge, streamed or not, with an
+// Idempotency-Key unless key is empty, and says how it ended; detail
+// explains an unexpected end.
+func chatOnce(p *process, sessionID, message string, stream bool, key string) (res loadResult, detail string) {
 	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %t}`, sessionID, message, stream)
 	req, _ := http.NewRequest("POST", p.url("/chat"), strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+durableKey)
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	client := http.Client{Timeout: clientTimeout}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -221,24 +226,40 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 				default:
 				}
 				sid := mine[i%len(mine)]
-				via := nodes[(w+i)%len(nodes)]
-				if killed.Load() {
-					via = survivors[(w+i)%len(survivors)]
-				}
 				msg := fmt.Sprintf("worker %d message %d", w, i)
-				res, detail := chatOnce(via, sid, msg, w%2 == 1)
-				if res == unexpectedly && via == victim {
-					res = edgeDown // in flight to the killed edge
+				// A client that is refused waits Retry-After (1 s) and
+				// sends the same message again with the same key, up
+				// to three times.
+				for attempt := range 3 {
+					via := nodes[(w+i+attempt)%len(nodes)]
+					if killed.Load() {
+						via = survivors[(w+i+attempt)%len(survivors)]
+					}
+					res, detail := chatOnce(via, sid, msg, w%2 == 1, fmt.Sprintf("w%d-m%d", w, i))
+					if res == unexpectedly && via == victim {
+						res = edgeDown // in flight to the killed edge
+					}
+					mu.Lock()
+					counts[res]++
+					if attempt > 0 {
+						counts[retried]++
+					}
+					switch res {
+					case acked:
+						ackedMsg[sid] = append(ackedMsg[sid], msg)
+					case unexpectedly:
+						problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.name, detail))
+					}
+					mu.Unlock()
+					if res != refused && res != edgeDown {
+						break
+					}
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Second):
+					}
 				}
-				mu.Lock()
-				counts[res]++
-				switch res {
-				case acked:
-					ackedMsg[sid] = append(ackedMsg[sid], msg)
-				case unexpectedly:
-					problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.name, detail))
-				}
-				mu.Unlock()
 			}
 		})
 	}
@@ -284,8 +305,8 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	time.Sleep(afterKill - time.Since(killedAt))
 	close(stop)
 	wg.Wait()
-	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge",
-		counts[acked], counts[refused], counts[edgeDown])
+	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge, %d of them retries with the same Idempotency-Key",
+		counts[acked], counts[refused], counts[edgeDown], counts[retried])
 	if len(problems) > 0 {
 		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
 	}
@@ -307,9 +328,13 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 			}
 			users := map[string]int{}
 			for i, m := range got {
-				if m.Role == "user" {
-					users[m.Content] = i
+				if m.Role != "user" {
+					continue
 				}
+				if _, twice := users[m.Content]; twice {
+					t.Fatalf("%q stored twice in %s (retries carry its Idempotency-Key)", m.Content, sid)
+				}
+				users[m.Content] = i
 			}
 			for _, want := range ackedMsg[sid] {
 				i, ok := users[want]
@@ -366,7 +391,7 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 		for i := range n {
 			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
 			msg := fmt.Sprintf("round %d message %d", round, i)
-			if res, _ := chatOnce(via[i%len(via)], sid, msg, false); res == acked {
+			if res, _ := chatOnce(via[i%len(via)], sid, msg, false, ""); res == acked {
 				ackedMsgs[sid] = append(ackedMsgs[sid], msg)
 			}
 		}
@@ -401,7 +426,7 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	refusals := 0
 	for i := range 3 {
 		sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
-		switch res, detail := chatOnce(nodes[0], sid, "with two of three down", false); res {
+		switch res, detail := chatOnce(nodes[0], sid, "with two of three down", false, ""); res {
 		case acked:
 			t.Fatalf("a write was acknowledged with two of three nodes down")
 		case refused:
@@ -421,13 +446,13 @@ func TestDeadVoterIsRemovedOnceAReplacementVotes(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedClusterOf(t, 4, "--raft-dead-voter-timeout", "1s")
 	sid := uuid.NewString()
-	if res, detail := chatOnce(nodes[0], sid, "before", false); res != acked {
+	if res, detail := chatOnce(nodes[0], sid, "before", false, ""); res != acked {
 		t.Fatalf("chat: %s", detail)
 	}
 	_ = nodes[3].cmd.Process.Signal(syscall.SIGKILL)
 	<-nodes[3].exited
 	waitVoters(t, nodes[:3], []string{"node1", "node2", "node3"})
-	if res, detail := chatOnce(nodes[1], sid, "after the removal", false); res != acked {
+	if res, detail := chatOnce(nodes[1], sid, "after the removal", false, ""); res != acked {
 		t.Fatalf("chat after the removal: %s", detail)
 	}
 	nodes[3] = restart(t, nodes[3], dataDir(nodes[3]))

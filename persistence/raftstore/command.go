@@ -24,12 +24,13 @@ import (
 // version that knows every format in its log before the group is asked to
 // write one.
 
-// The formats. Commands and results are written in wireFormatV2; format 1
-// still decodes, so a log written by an earlier version replays and an
-// earlier leader's results read. Queries (and the envelope of forward.go)
-// carry no message and are still format 1. Since every command is format
-// 2, a group must be upgraded entirely before a new version leads it: a
-// member that only knows format 1 skips every entry written after that.
+// The formats. A command or result is written in the oldest format that
+// carries it: format 2 only when one of its messages has an idempotency
+// key. Both decode. So a log written by an earlier version replays, and a
+// group can be upgraded one member at a time as long as clients send no
+// Idempotency-Key until every member runs the new version (a member that
+// only knows format 1 skips a format-2 entry). Queries (and the envelope
+// of forward.go) carry no message and are format 1.
 const (
 	// wireFormatV1 is the first format.
 	wireFormatV1 = 1
@@ -90,9 +91,20 @@ type command struct {
 	tenant string // opDeleteTenant
 }
 
+// formatOf is the oldest format that carries msgs.
+func formatOf(msgs []persistence.Message) byte {
+	for _, m := range msgs {
+		if m.IdempotencyKey != "" {
+			return wireFormatV2
+		}
+	}
+	return wireFormatV1
+}
+
 func encodeCommand(c command) []byte {
 	var e encoder
-	e.byte(wireFormatV2)
+	f := formatOf(c.msgs)
+	e.byte(f)
 	e.byte(byte(c.op))
 	switch c.op {
 	case opAppend:
@@ -101,7 +113,7 @@ func encodeCommand(c command) []byte {
 		e.varint(int64(c.maxMessages))
 		e.uvarint(uint64(len(c.msgs)))
 		for _, m := range c.msgs {
-			e.message(m)
+			e.message(m, f)
 		}
 	case opDeleteSession:
 		e.sessionKey(c.session)
@@ -327,7 +339,8 @@ func errorOf(code errCode, msg string) error {
 
 func encodeResult(r result) []byte {
 	var e encoder
-	e.byte(wireFormatV2)
+	f := formatOf(r.msgs)
+	e.byte(f)
 	e.byte(byte(codeOf(r.err)))
 	if r.err != nil {
 		e.string(r.err.Error())
@@ -343,7 +356,7 @@ func encodeResult(r result) []byte {
 	e.time(r.exp)
 	e.uvarint(uint64(len(r.msgs)))
 	for _, m := range r.msgs {
-		e.message(m)
+		e.message(m, f)
 	}
 	return e.b
 }
@@ -392,15 +405,17 @@ func minMessageSize(f byte) int {
 	return 8
 }
 
-// message writes m in wireFormatV2.
-func (e *encoder) message(m persistence.Message) {
+// message writes m in format f; format 1 has no idempotency key.
+func (e *encoder) message(m persistence.Message, f byte) {
 	e.uvarint(m.Seq)
 	e.string(m.ID)
 	e.string(string(m.Role))
 	e.varint(int64(m.TokenCount))
 	e.time(m.CreatedAt)
 	e.string(m.Content)
-	e.string(m.IdempotencyKey)
+	if f != wireFormatV1 {
+		e.string(m.IdempotencyKey)
+	}
 }
 
 // message reads a message of format f; format 1 has no idempotency key.

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -115,11 +116,20 @@ func TestFormat1StillDecodes(t *testing.T) {
 	if err != nil || r.err != nil || r.meta != (persistence.SessionMeta{LastSeq: 5, FirstSeq: 1}) || !reflect.DeepEqual(r.msgs, []persistence.Message{msg}) {
 		t.Fatalf("format 1 result decoded as %+v, %v", r, err)
 	}
-	if b := encodeCommand(want); b[0] != wireFormatV2 {
-		t.Fatalf("encodeCommand writes format %d, want %d", b[0], wireFormatV2)
+	// Without a key, today's encoding is byte for byte format 1, so a
+	// member of the previous version reads it (an upgrade one member at
+	// a time); with one, it is format 2.
+	if b := encodeCommand(want); !bytes.Equal(b, cmd) {
+		t.Fatalf("a command without a key encodes as %x, want format 1's %x", b, cmd)
+	}
+	keyed := want
+	keyed.msgs = []persistence.Message{msg}
+	keyed.msgs[0].IdempotencyKey = "req-1"
+	if b := encodeCommand(keyed); b[0] != wireFormatV2 {
+		t.Fatalf("a command with a key encodes in format %d, want %d", b[0], wireFormatV2)
 	}
 	// A format 2 command marked format 1 has a key nobody reads.
-	relabelled := encodeCommand(want)
+	relabelled := encodeCommand(keyed)
 	relabelled[0] = wireFormatV1
 	if _, err := decodeCommand(relabelled); err == nil {
 		t.Fatal("a format 2 command marked format 1 decoded")
