@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -55,29 +54,61 @@ type chatResponse struct {
 
 // replyStream is the edge end of one reply: an actor on this node that
 // the session grain sends tokens to, feeding a bounded channel the
-// handler drains. When the channel is full (the client reads slower than
-// the model writes) the stream is abandoned, never buffered without bound.
+// handler drains. When the channel stays full for slowReaderGrace (the
+// client reads slower than the model writes) the stream is abandoned,
+// never buffered without bound.
 type replyStream struct {
 	pid      *actor.PID
 	events   chan any
 	overflow chan struct{}
-	once     sync.Once
 }
 
-func (s *server) openStream() *replyStream {
+// slowReaderGrace is how long a full stream buffer waits for its client
+// before the stream is abandoned: long enough for a client that reads to
+// take a burst (a replayed reply arrives all at once), short enough that
+// one that stopped reading is let go.
+const slowReaderGrace = time.Second
+
+// openStream starts the actor a reply is sent to. With tokens false (a
+// stream:false request) only the first token is kept, for the
+// time-to-first-token figure: the reply's text comes whole in ReplyDone.
+func (s *server) openStream(tokens bool) *replyStream {
 	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{})}
+	sawToken := false
 	props := actor.PropsFromFunc(func(c actor.Context) {
 		switch m := c.Message().(type) {
-		case *session.Token, *session.ReplyDone, *session.ReplyFailed:
-			select {
-			case rs.events <- m:
-			default:
-				rs.once.Do(func() { close(rs.overflow) })
+		case *session.Token:
+			if !tokens && sawToken {
+				return
 			}
+			sawToken = true
+			rs.put(m)
+		case *session.ReplyDone, *session.ReplyFailed:
+			rs.put(m)
 		}
 	})
 	rs.pid = s.cfg.System.Root.SpawnPrefix(props, "reply")
 	return rs
+}
+
+// put queues ev for the handler, waiting up to slowReaderGrace for room;
+// after that the stream is abandoned and later events are dropped. It
+// runs on the stream's own actor, so waiting delays nothing else.
+func (rs *replyStream) put(ev any) {
+	select {
+	case <-rs.overflow:
+		return
+	case rs.events <- ev:
+		return
+	default:
+	}
+	timer := time.NewTimer(slowReaderGrace)
+	defer timer.Stop()
+	select {
+	case rs.events <- ev:
+	case <-timer.C:
+		close(rs.overflow)
+	}
 }
 
 func (s *server) closeStream(rs *replyStream) { s.cfg.System.Root.Stop(rs.pid) }
@@ -102,7 +133,8 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 
 	prompt := s.modelConfig(r.Context(), tenant).PromptTemplate
-	rs := s.openStream()
+	streaming := req.Stream == nil || *req.Stream
+	rs := s.openStream(streaming)
 	defer s.closeStream(rs)
 	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
 		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt, IdempotencyKey: idempotencyKey,
@@ -117,7 +149,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hostLost := s.cfg.Grains.HostLost(started.Host)
-	if req.Stream == nil || *req.Stream {
+	if streaming {
 		s.streamReply(w, r, rs, hostLost, start)
 		return
 	}
@@ -228,7 +260,9 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 	}
 }
 
-// wholeReply waits for the whole reply and answers it as one JSON body.
+// wholeReply waits for the whole reply and answers it as one JSON body. Its
+// stream holds at most the first token and the end (openStream), so it
+// cannot overflow.
 func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
@@ -236,9 +270,6 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStr
 	for {
 		select {
 		case <-r.Context().Done():
-			return
-		case <-rs.overflow:
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "reply too large to buffer; read it from the session's history")
 			return
 		case <-stall.C:
 			w.Header().Set("Retry-After", "1")

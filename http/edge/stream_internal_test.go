@@ -13,7 +13,7 @@ import (
 // and further tokens are dropped, not queued.
 func TestReplyStreamBufferIsBounded(t *testing.T) {
 	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2}}
-	rs := s.openStream()
+	rs := s.openStream(true)
 	defer s.closeStream(rs)
 	for i := range 50 {
 		s.cfg.System.Root.Send(rs.pid, &session.Token{Index: int32(i), Text: "x"})
@@ -25,5 +25,41 @@ func TestReplyStreamBufferIsBounded(t *testing.T) {
 	}
 	if n := len(rs.events); n != 2 {
 		t.Fatalf("%d events buffered, want the bound 2", n)
+	}
+}
+
+// A burst larger than the buffer (a replayed reply arrives all at once)
+// reaches a client that reads; a stream:false reply keeps only its first
+// token, so no length of reply fills its buffer.
+func TestReplyStreamTakesABurstAClientReads(t *testing.T) {
+	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2}}
+	for _, tokens := range []bool{true, false} {
+		rs := s.openStream(tokens)
+		for i := range 500 {
+			s.cfg.System.Root.Send(rs.pid, &session.Token{Index: int32(i), Text: "x"})
+		}
+		s.cfg.System.Root.Send(rs.pid, &session.ReplyDone{})
+		got := 0
+		for done := false; !done; {
+			select {
+			case ev := <-rs.events:
+				switch ev.(type) {
+				case *session.Token:
+					got++
+				case *session.ReplyDone:
+					done = true
+				}
+			case <-rs.overflow:
+				t.Fatalf("tokens %v: the stream was abandoned after %d tokens although the client read", tokens, got)
+			}
+		}
+		want := 500
+		if !tokens {
+			want = 1
+		}
+		if got != want {
+			t.Fatalf("tokens %v: %d tokens reached the handler, want %d", tokens, got, want)
+		}
+		s.closeStream(rs)
 	}
 }
