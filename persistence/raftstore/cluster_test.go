@@ -334,8 +334,9 @@ func TestRestartRebuildsStateMachine(t *testing.T) {
 }
 
 // TestLeadershipTransferHandsOverBeforeAStop: the leader hands leadership
-// to another voter, which then takes writes; a member that does not lead
-// does nothing when asked; nothing written before is lost.
+// to another voter, which then takes writes; a member that does not lead,
+// or the only voter, does nothing when asked; nothing written before is
+// lost.
 func TestLeadershipTransferHandsOverBeforeAStop(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t, 3, nil)
@@ -356,4 +357,11 @@ func TestLeadershipTransferHandsOverBeforeAStop(t *testing.T) {
 	next := c.waitLeader()
 	appendOne(t, c.store(next), key, 1, "after")
 	checkHistory(t, c.store(next), key, map[uint64]string{1: "before", 2: "after"}, 2)
+
+	// The only voter (make run) has nobody to hand over to.
+	single := newTestCluster(t, 1, nil)
+	single.waitLeader()
+	if err := single.store(0).TransferLeadership(); err != nil {
+		t.Fatalf("TransferLeadership on the only voter: %v, want nil", err)
+	}
 }

@@ -204,7 +204,7 @@ func (s *Store) Snapshot() error {
 
 // TransferLeadership hands leadership to the most up-to-date other voter
 // when this member leads, and returns once it has (or failed to); it does
-// nothing on a member that does not lead. A node about to stop calls it
+// nothing on a member that does not lead, or that is the only voter. A node about to stop calls it
 // so that writes wait for one hand-off instead of an election timeout.
 func (s *Store) TransferLeadership() error {
 	release, err := s.enter(context.Background())
@@ -212,7 +212,7 @@ func (s *Store) TransferLeadership() error {
 		return err
 	}
 	defer release()
-	if !s.IsLeader() {
+	if !s.IsLeader() || len(s.Voters()) < 2 {
 		return nil
 	}
 	if err := s.raft.LeadershipTransfer().Error(); err != nil {
