@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/parley-chat/parley/internal/wire"
 )
 
 // Keys and values of BadgerStore; the layout is described at the top of
@@ -72,14 +74,16 @@ func decodeMeta(b []byte) (SessionMeta, error) {
 // encodeMessage encodes everything but Seq, which the key carries, in
 // formatV2.
 func encodeMessage(m Message) []byte {
-	b := make([]byte, 0, 1+len(m.ID)+len(m.Role)+len(m.Content)+len(m.IdempotencyKey)+45)
-	b = append(b, formatV2)
-	b = appendString(b, m.ID)
-	b = appendString(b, string(m.Role))
-	b = binary.AppendVarint(b, int64(m.TokenCount))
-	b = appendTime(b, m.CreatedAt)
-	b = appendString(b, m.Content)
-	return appendString(b, m.IdempotencyKey)
+	var e wire.Encoder
+	e.Grow(1 + len(m.ID) + len(m.Role) + len(m.Content) + len(m.IdempotencyKey) + 45)
+	e.Byte(formatV2)
+	e.String(m.ID)
+	e.String(string(m.Role))
+	e.Varint(int64(m.TokenCount))
+	e.Time(m.CreatedAt)
+	e.String(m.Content)
+	e.String(m.IdempotencyKey)
+	return e.Encoded()
 }
 
 // decodeMessage decodes a value written by encodeMessage, or by an earlier
@@ -89,17 +93,17 @@ func decodeMessage(b []byte) (Message, error) {
 	if !isMessageFormat(b) {
 		return Message{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
+	d := wire.NewDecoder(b[1:])
 	var m Message
-	m.ID = d.string()
-	m.Role = Role(d.string())
-	tokens := d.varint()
-	m.CreatedAt = d.time()
-	m.Content = d.string()
+	m.ID = d.String()
+	m.Role = Role(d.String())
+	tokens := d.Varint()
+	m.CreatedAt = d.Time()
+	m.Content = d.String()
 	if b[0] == formatV2 {
-		m.IdempotencyKey = d.string()
+		m.IdempotencyKey = d.String()
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Finish() != nil {
 		return Message{}, fmt.Errorf("%w: message", errCorrupt)
 	}
 	m.TokenCount = int(tokens)
@@ -119,22 +123,23 @@ func messageCreatedAt(b []byte) (time.Time, error) {
 	if !isMessageFormat(b) {
 		return time.Time{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	d.skipString()
-	d.skipString()
-	d.varint()
-	t := d.time()
-	if d.err != nil {
+	d := wire.NewDecoder(b[1:])
+	d.Skip()
+	d.Skip()
+	d.Varint()
+	t := d.Time()
+	if d.Err() != nil {
 		return time.Time{}, fmt.Errorf("%w: message", errCorrupt)
 	}
 	return t, nil
 }
 
 func encodeKV(value []byte, expiresAt time.Time) []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+binary.MaxVarintLen32+len(value))
-	b = append(b, formatV1)
-	b = appendTime(b, expiresAt)
-	return append(b, value...)
+	var e wire.Encoder
+	e.Grow(1 + binary.MaxVarintLen64 + binary.MaxVarintLen32 + len(value))
+	e.Byte(formatV1)
+	e.Time(expiresAt)
+	return append(e.Encoded(), value...)
 }
 
 // decodeKV splits a stored KV value. The value it returns aliases b.
@@ -142,93 +147,16 @@ func decodeKV(b []byte) (value []byte, expiresAt time.Time, err error) {
 	if len(b) == 0 || b[0] != formatV1 {
 		return nil, time.Time{}, fmt.Errorf("%w: kv format", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	expiresAt = d.time()
-	if d.err != nil {
+	d := wire.NewDecoder(b[1:])
+	expiresAt = d.Time()
+	if d.Err() != nil {
 		return nil, time.Time{}, fmt.Errorf("%w: kv entry", errCorrupt)
 	}
-	return d.b, expiresAt, nil
+	return d.Rest(), expiresAt, nil
 }
 
 // expired reports whether an entry with expiry expiresAt is gone at now: the
 // zero time never expires, and an entry is gone at its expiry instant.
 func expired(expiresAt, now time.Time) bool {
 	return !expiresAt.IsZero() && !expiresAt.After(now)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime stores t as Unix seconds and nanoseconds, which round-trips
-// every time including the zero one (decoded in UTC, so the zero time comes
-// back as time.Time{}).
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-// decoder reads varint-framed fields; the first failure sticks in err and
-// later reads return zero values.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errCorrupt
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
-
-func (d *decoder) skipString() { d.bytes() }
-
-func (d *decoder) time() time.Time {
-	sec := d.varint()
-	nsec := d.uvarint()
-	if d.err != nil {
-		return time.Time{}
-	}
-	if nsec >= uint64(time.Second) {
-		d.err = errCorrupt
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
 }

@@ -18,7 +18,7 @@ import (
 // and their results come back the same way.
 //
 // All three are a format byte, then the fields of their kind in the framing
-// of codec.go. A later format gets a new first byte; a member refuses (and
+// of internal/wire. A later format gets a new first byte; a member refuses (and
 // logs) a command it cannot decode, which every member does alike, so the
 // copies never diverge over it. Every member of a group must therefore run a
 // version that knows every format in its log before the group is asked to
@@ -104,14 +104,14 @@ func formatOf(msgs []persistence.Message) byte {
 func encodeCommand(c command) []byte {
 	var e encoder
 	f := formatOf(c.msgs)
-	e.byte(f)
-	e.byte(byte(c.op))
+	e.Byte(f)
+	e.Byte(byte(c.op))
 	switch c.op {
 	case opAppend:
 		e.sessionKey(c.session)
-		e.uvarint(c.expectedLast)
-		e.varint(int64(c.maxMessages))
-		e.uvarint(uint64(len(c.msgs)))
+		e.Uvarint(c.expectedLast)
+		e.Varint(int64(c.maxMessages))
+		e.Uvarint(uint64(len(c.msgs)))
 		for _, m := range c.msgs {
 			e.message(m, f)
 		}
@@ -119,43 +119,43 @@ func encodeCommand(c command) []byte {
 		e.sessionKey(c.session)
 	case opPut:
 		e.kvKey(c.kv)
-		e.bytes(c.value)
-		e.time(c.expiresAt)
+		e.Bytes(c.value)
+		e.Time(c.expiresAt)
 	case opDelete:
 		e.kvKey(c.kv)
 	case opSweep:
-		e.time(c.now)
+		e.Time(c.now)
 		tenants := make([]string, 0, len(c.retention))
 		for t := range c.retention {
 			tenants = append(tenants, t)
 		}
 		slices.Sort(tenants) // the same sweep always encodes the same way
-		e.uvarint(uint64(len(tenants)))
+		e.Uvarint(uint64(len(tenants)))
 		for _, t := range tenants {
-			e.string(t)
-			e.duration(c.retention[t])
+			e.String(t)
+			e.Duration(c.retention[t])
 		}
 	case opDeleteTenant:
-		e.string(c.tenant)
+		e.String(c.tenant)
 	default:
 		panic(fmt.Sprintf("raftstore: encode of unknown %s", c.op))
 	}
-	return e.b
+	return e.Encoded()
 }
 
 func decodeCommand(b []byte) (command, error) {
-	d := decoder{b: b}
-	f := d.byte()
-	if d.err == nil && !messageFormat(f) {
+	d := newDecoder(b)
+	f := d.Byte()
+	if d.Err() == nil && !messageFormat(f) {
 		return command{}, fmt.Errorf("command format %d unknown", f)
 	}
-	c := command{op: opCode(d.byte())}
+	c := command{op: opCode(d.Byte())}
 	switch c.op {
 	case opAppend:
 		c.session = d.sessionKey()
-		c.expectedLast = d.uvarint()
-		c.maxMessages = int(d.varint())
-		n := d.count(minMessageSize(f))
+		c.expectedLast = d.Uvarint()
+		c.maxMessages = int(d.Varint())
+		n := d.Count(minMessageSize(f))
 		c.msgs = make([]persistence.Message, n)
 		for i := range c.msgs {
 			c.msgs[i] = d.message(f)
@@ -164,26 +164,26 @@ func decodeCommand(b []byte) (command, error) {
 		c.session = d.sessionKey()
 	case opPut:
 		c.kv = d.kvKey()
-		c.value = d.bytes()
-		c.expiresAt = d.time()
+		c.value = d.Bytes()
+		c.expiresAt = d.Time()
 	case opDelete:
 		c.kv = d.kvKey()
 	case opSweep:
-		c.now = d.time()
-		n := d.count(2)
+		c.now = d.Time()
+		n := d.Count(2)
 		c.retention = make(map[string]time.Duration, n)
 		for range n {
-			t := d.string()
-			c.retention[t] = d.duration()
+			t := d.String()
+			c.retention[t] = d.Duration()
 		}
 	case opDeleteTenant:
-		c.tenant = d.string()
+		c.tenant = d.String()
 	default:
-		if d.err == nil {
+		if d.Err() == nil {
 			return command{}, fmt.Errorf("unknown %s", c.op)
 		}
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return command{}, fmt.Errorf("%s command: %w", c.op, err)
 	}
 	return c, nil
@@ -213,48 +213,48 @@ type query struct {
 
 func encodeQuery(q query) []byte {
 	var e encoder
-	e.byte(wireFormatV1)
-	e.byte(byte(q.kind))
+	e.Byte(wireFormatV1)
+	e.Byte(byte(q.kind))
 	switch q.kind {
 	case queryMeta:
 		e.sessionKey(q.session)
 	case queryPage:
 		e.sessionKey(q.session)
-		e.uvarint(q.before)
-		e.varint(int64(q.limit))
-		e.time(q.notBefore)
+		e.Uvarint(q.before)
+		e.Varint(int64(q.limit))
+		e.Time(q.notBefore)
 	case queryGet:
 		e.kvKey(q.kv)
-		e.time(q.now)
+		e.Time(q.now)
 	default:
 		panic(fmt.Sprintf("raftstore: encode of unknown query %d", q.kind))
 	}
-	return e.b
+	return e.Encoded()
 }
 
 func decodeQuery(b []byte) (query, error) {
-	d := decoder{b: b}
-	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+	d := newDecoder(b)
+	if f := d.Byte(); d.Err() == nil && f != wireFormatV1 {
 		return query{}, fmt.Errorf("query format %d unknown", f)
 	}
-	q := query{kind: queryKind(d.byte())}
+	q := query{kind: queryKind(d.Byte())}
 	switch q.kind {
 	case queryMeta:
 		q.session = d.sessionKey()
 	case queryPage:
 		q.session = d.sessionKey()
-		q.before = d.uvarint()
-		q.limit = int(d.varint())
-		q.notBefore = d.time()
+		q.before = d.Uvarint()
+		q.limit = int(d.Varint())
+		q.notBefore = d.Time()
 	case queryGet:
 		q.kv = d.kvKey()
-		q.now = d.time()
+		q.now = d.Time()
 	default:
-		if d.err == nil {
+		if d.Err() == nil {
 			return query{}, fmt.Errorf("unknown query %d", q.kind)
 		}
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return query{}, fmt.Errorf("query: %w", err)
 	}
 	return q, nil
@@ -340,56 +340,56 @@ func errorOf(code errCode, msg string) error {
 func encodeResult(r result) []byte {
 	var e encoder
 	f := formatOf(r.msgs)
-	e.byte(f)
-	e.byte(byte(codeOf(r.err)))
+	e.Byte(f)
+	e.Byte(byte(codeOf(r.err)))
 	if r.err != nil {
-		e.string(r.err.Error())
-		return e.b
+		e.String(r.err.Error())
+		return e.Encoded()
 	}
-	e.uvarint(r.meta.LastSeq)
-	e.uvarint(r.meta.FirstSeq)
-	e.varint(int64(r.stats.Messages))
-	e.varint(int64(r.stats.KVEntries))
-	e.varint(int64(r.stats.Sessions))
-	e.bool(r.found)
-	e.bytes(r.value)
-	e.time(r.exp)
-	e.uvarint(uint64(len(r.msgs)))
+	e.Uvarint(r.meta.LastSeq)
+	e.Uvarint(r.meta.FirstSeq)
+	e.Varint(int64(r.stats.Messages))
+	e.Varint(int64(r.stats.KVEntries))
+	e.Varint(int64(r.stats.Sessions))
+	e.Bool(r.found)
+	e.Bytes(r.value)
+	e.Time(r.exp)
+	e.Uvarint(uint64(len(r.msgs)))
 	for _, m := range r.msgs {
 		e.message(m, f)
 	}
-	return e.b
+	return e.Encoded()
 }
 
 func decodeResult(b []byte) (result, error) {
-	d := decoder{b: b}
-	f := d.byte()
-	if d.err == nil && !messageFormat(f) {
+	d := newDecoder(b)
+	f := d.Byte()
+	if d.Err() == nil && !messageFormat(f) {
 		return result{}, fmt.Errorf("result format %d unknown", f)
 	}
 	var r result
-	if code := errCode(d.byte()); code != codeOK {
-		r.err = errorOf(code, d.string())
-		return r, d.finish()
+	if code := errCode(d.Byte()); code != codeOK {
+		r.err = errorOf(code, d.String())
+		return r, d.Finish()
 	}
-	r.meta.LastSeq = d.uvarint()
-	r.meta.FirstSeq = d.uvarint()
-	r.stats.Messages = int(d.varint())
-	r.stats.KVEntries = int(d.varint())
-	r.stats.Sessions = int(d.varint())
-	r.found = d.bool()
-	if v := d.bytes(); r.found {
+	r.meta.LastSeq = d.Uvarint()
+	r.meta.FirstSeq = d.Uvarint()
+	r.stats.Messages = int(d.Varint())
+	r.stats.KVEntries = int(d.Varint())
+	r.stats.Sessions = int(d.Varint())
+	r.found = d.Bool()
+	if v := d.Bytes(); r.found {
 		r.value = append([]byte{}, v...)
 	}
-	r.exp = d.time()
-	n := d.count(minMessageSize(f))
+	r.exp = d.Time()
+	n := d.Count(minMessageSize(f))
 	if n > 0 {
 		r.msgs = make([]persistence.Message, n)
 		for i := range r.msgs {
 			r.msgs[i] = d.message(f)
 		}
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return result{}, fmt.Errorf("result: %w", err)
 	}
 	return r, nil
@@ -407,47 +407,47 @@ func minMessageSize(f byte) int {
 
 // message writes m in format f; format 1 has no idempotency key.
 func (e *encoder) message(m persistence.Message, f byte) {
-	e.uvarint(m.Seq)
-	e.string(m.ID)
-	e.string(string(m.Role))
-	e.varint(int64(m.TokenCount))
-	e.time(m.CreatedAt)
-	e.string(m.Content)
+	e.Uvarint(m.Seq)
+	e.String(m.ID)
+	e.String(string(m.Role))
+	e.Varint(int64(m.TokenCount))
+	e.Time(m.CreatedAt)
+	e.String(m.Content)
 	if f != wireFormatV1 {
-		e.string(m.IdempotencyKey)
+		e.String(m.IdempotencyKey)
 	}
 }
 
 // message reads a message of format f; format 1 has no idempotency key.
 func (d *decoder) message(f byte) persistence.Message {
 	var m persistence.Message
-	m.Seq = d.uvarint()
-	m.ID = d.string()
-	m.Role = persistence.Role(d.string())
-	m.TokenCount = int(d.varint())
-	m.CreatedAt = d.time()
-	m.Content = d.string()
+	m.Seq = d.Uvarint()
+	m.ID = d.String()
+	m.Role = persistence.Role(d.String())
+	m.TokenCount = int(d.Varint())
+	m.CreatedAt = d.Time()
+	m.Content = d.String()
 	if f != wireFormatV1 {
-		m.IdempotencyKey = d.string()
+		m.IdempotencyKey = d.String()
 	}
 	return m
 }
 
 func (e *encoder) sessionKey(k persistence.SessionKey) {
-	e.string(k.Tenant)
-	e.string(k.Session)
+	e.String(k.Tenant)
+	e.String(k.Session)
 }
 
 func (d *decoder) sessionKey() persistence.SessionKey {
-	return persistence.SessionKey{Tenant: d.string(), Session: d.string()}
+	return persistence.SessionKey{Tenant: d.String(), Session: d.String()}
 }
 
 func (e *encoder) kvKey(k persistence.KVKey) {
-	e.string(k.Tenant)
-	e.string(k.Space)
-	e.string(k.Key)
+	e.String(k.Tenant)
+	e.String(k.Space)
+	e.String(k.Key)
 }
 
 func (d *decoder) kvKey() persistence.KVKey {
-	return persistence.KVKey{Tenant: d.string(), Space: d.string(), Key: d.string()}
+	return persistence.KVKey{Tenant: d.String(), Space: d.String(), Key: d.String()}
 }

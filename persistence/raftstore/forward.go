@@ -75,20 +75,20 @@ func (f *forwardService) ChangeMembership(req []byte, reply *[]byte) error {
 
 func encodeEnvelope(timeout time.Duration, body []byte) []byte {
 	var e encoder
-	e.byte(wireFormatV1)
-	e.duration(timeout)
-	e.bytes(body)
-	return e.b
+	e.Byte(wireFormatV1)
+	e.Duration(timeout)
+	e.Bytes(body)
+	return e.Encoded()
 }
 
 func decodeEnvelope(b []byte) (time.Duration, []byte, error) {
-	d := decoder{b: b}
-	if f := d.byte(); d.err == nil && f != wireFormatV1 {
+	d := newDecoder(b)
+	if f := d.Byte(); d.Err() == nil && f != wireFormatV1 {
 		return 0, nil, fmt.Errorf("forwarded request format %d unknown", f)
 	}
-	timeout := d.duration()
-	body := d.bytes()
-	if err := d.finish(); err != nil {
+	timeout := d.Duration()
+	body := d.Bytes()
+	if err := d.Finish(); err != nil {
 		return 0, nil, fmt.Errorf("forwarded request: %w", err)
 	}
 	return timeout, body, nil

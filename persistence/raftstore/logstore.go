@@ -265,27 +265,27 @@ func (s *logStore) GetUint64(key []byte) (uint64, error) {
 
 func encodeLog(l *raft.Log) []byte {
 	var e encoder
-	e.b = make([]byte, 0, 32+len(l.Data)+len(l.Extensions))
-	e.byte(logFormatV1)
-	e.uvarint(l.Term)
-	e.byte(byte(l.Type))
-	e.bytes(l.Data)
-	e.bytes(l.Extensions)
-	e.time(l.AppendedAt)
-	return e.b
+	e.Grow(32 + len(l.Data) + len(l.Extensions))
+	e.Byte(logFormatV1)
+	e.Uvarint(l.Term)
+	e.Byte(byte(l.Type))
+	e.Bytes(l.Data)
+	e.Bytes(l.Extensions)
+	e.Time(l.AppendedAt)
+	return e.Encoded()
 }
 
 // decodeLog fills out from v; the slices it sets are copies, since Badger
 // reuses v after the call.
 func decodeLog(v []byte, out *raft.Log) error {
-	d := decoder{b: v}
-	if d.byte() != logFormatV1 {
+	d := newDecoder(v)
+	if d.Byte() != logFormatV1 {
 		return errors.New("unknown raft log format")
 	}
-	out.Term = d.uvarint()
-	out.Type = raft.LogType(d.byte())
-	out.Data = bytes.Clone(d.bytes())
-	out.Extensions = bytes.Clone(d.bytes())
-	out.AppendedAt = d.time()
-	return d.finish()
+	out.Term = d.Uvarint()
+	out.Type = raft.LogType(d.Byte())
+	out.Data = bytes.Clone(d.Bytes())
+	out.Extensions = bytes.Clone(d.Bytes())
+	out.AppendedAt = d.Time()
+	return d.Finish()
 }

@@ -64,10 +64,10 @@ func (s *Store) changeMembership(op membershipOp, id, addr string) error {
 	}
 	defer release()
 	var e encoder
-	e.byte(byte(op))
-	e.string(id)
-	e.string(addr)
-	body := e.b
+	e.Byte(byte(op))
+	e.String(id)
+	e.String(addr)
+	body := e.Encoded()
 
 	deadline := s.deadline(ctx)
 	for attempt := 0; ; attempt++ {
@@ -130,11 +130,11 @@ func (s *Store) serveMembership(body []byte, timeout time.Duration) result {
 		return result{err: err}
 	}
 	defer release()
-	d := decoder{b: body}
-	op := membershipOp(d.byte())
-	id := d.string()
-	addr := d.string()
-	if err := d.finish(); err != nil {
+	d := newDecoder(body)
+	op := membershipOp(d.Byte())
+	id := d.String()
+	addr := d.String()
+	if err := d.Finish(); err != nil {
 		return result{err: fmt.Errorf("forwarded membership change refused: %w", err)}
 	}
 	return result{err: s.changeOnLeader(op, raft.ServerID(id), raft.ServerAddress(addr), time.Now().Add(timeout))}
