@@ -14,16 +14,31 @@ import (
 // again, after finding none or finding that the one it knew had stepped down.
 const retryPause = 10 * time.Millisecond
 
-// write runs c through the raft log, on this member if it leads, else on the
-// leader, and returns its result once committed and applied. Only a
-// request that was certainly not carried out is sent again (forward.go).
-func (s *Store) write(ctx context.Context, c command) (result, error) {
+// leaderRequest is a request only the leader carries out: a write, a
+// linearizable read or a membership change.
+type leaderRequest struct {
+	method string                          // its name on the forwarding RPC (forward.go)
+	body   []byte                          // its encoding, to forward
+	local  func(deadline time.Time) result // carries it out when this member leads
+	// repeatable requests (reads, membership changes) may be sent again
+	// after any failure; a write only when it certainly was not carried
+	// out (forward.go).
+	repeatable bool
+	// retryOn is an error, besides "not leader", after which the request
+	// is sent again (nil: none).
+	retryOn error
+}
+
+// onLeader carries req out on this member if it leads, else forwards it to
+// the leader, looking for the leader again (every retryPause) while there
+// is none, it stepped down, or forwarding failed in a way req may be sent
+// again after, until ctx's deadline or the store's timeout.
+func (s *Store) onLeader(ctx context.Context, req leaderRequest) (result, error) {
 	release, err := s.enter(ctx)
 	if err != nil {
 		return result{}, err
 	}
 	defer release()
-	body := encodeCommand(c)
 	deadline := s.deadline(ctx)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -37,22 +52,36 @@ func (s *Store) write(ctx context.Context, c command) (result, error) {
 		case id == "":
 			continue // no leader yet: an election is under way, or there is no quorum
 		case id == s.id:
-			r = s.applyOnLeader(body, deadline)
+			r = req.local(deadline)
 		default:
 			var sent bool
-			r, sent, err = s.fwd.call(ctx, string(addr), "Apply", body, deadline)
-			switch {
-			case err != nil && !sent:
-				continue
-			case err != nil:
-				return result{}, s.unknownOutcome(ctx, err, id)
+			r, sent, err = s.fwd.call(ctx, string(addr), req.method, req.body, deadline)
+			if err != nil {
+				switch {
+				case sent && !req.repeatable:
+					return result{}, s.unknownOutcome(ctx, err, id)
+				case ctx.Err() != nil:
+					return result{}, ctx.Err()
+				case s.isClosed():
+					return result{}, persistence.ErrClosed
+				}
+				continue // the deadline is checked by pause
 			}
 		}
-		if errors.Is(r.err, errNotLeader) {
+		if errors.Is(r.err, errNotLeader) || req.retryOn != nil && errors.Is(r.err, req.retryOn) {
 			continue
 		}
 		return r, r.err
 	}
+}
+
+// write runs c through the raft log and returns its result once committed
+// and applied.
+func (s *Store) write(ctx context.Context, c command) (result, error) {
+	body := encodeCommand(c)
+	return s.onLeader(ctx, leaderRequest{method: "Apply", body: body, local: func(deadline time.Time) result {
+		return s.applyOnLeader(body, deadline)
+	}})
 }
 
 // unknownOutcome is the error of a write that may or may not have been

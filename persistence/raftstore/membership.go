@@ -57,47 +57,17 @@ func (s *Store) RemoveServer(id string) error {
 }
 
 func (s *Store) changeMembership(op membershipOp, id, addr string) error {
-	ctx := context.Background()
-	release, err := s.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	var e encoder
 	e.Byte(byte(op))
 	e.String(id)
 	e.String(addr)
-	body := e.Encoded()
-
-	deadline := s.deadline(ctx)
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := s.pause(ctx, deadline); err != nil {
-				return err
-			}
-		}
-		leaderAddr, leader := s.raft.LeaderWithID()
-		var r result
-		switch {
-		case leader == "":
-			continue
-		case leader == s.id:
-			r.err = s.changeOnLeader(op, raft.ServerID(id), raft.ServerAddress(addr), deadline)
-		default:
-			r, _, err = s.fwd.call(ctx, string(leaderAddr), "ChangeMembership", body, deadline)
-			if err != nil {
-				if s.isClosed() {
-					return err
-				}
-				continue
-			}
-		}
-		if r.err == nil || !errors.Is(r.err, ErrUnavailable) && !errors.Is(r.err, errNotLeader) {
-			return r.err
-		}
-		// Not carried out, or perhaps carried out: either way, asking
-		// again is safe.
-	}
+	// Not carried out, or perhaps carried out (ErrUnavailable): either
+	// way, asking again is safe.
+	_, err := s.onLeader(context.Background(), leaderRequest{method: "ChangeMembership", body: e.Encoded(), repeatable: true, retryOn: ErrUnavailable,
+		local: func(deadline time.Time) result {
+			return result{err: s.changeOnLeader(op, raft.ServerID(id), raft.ServerAddress(addr), deadline)}
+		}})
+	return err
 }
 
 func (s *Store) changeOnLeader(op membershipOp, id raft.ServerID, addr raft.ServerAddress, deadline time.Time) error {

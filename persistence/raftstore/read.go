@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/parley-chat/parley/persistence"
 )
 
 // # Linearizable reads
@@ -30,43 +29,9 @@ import (
 
 // read answers q as of a moment between the call and its return.
 func (s *Store) read(ctx context.Context, q query) (result, error) {
-	release, err := s.enter(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	defer release()
-	body := encodeQuery(q)
-	deadline := s.deadline(ctx)
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := s.pause(ctx, deadline); err != nil {
-				return result{}, err
-			}
-		}
-		addr, id := s.raft.LeaderWithID()
-		var r result
-		switch {
-		case id == "":
-			continue
-		case id == s.id:
-			r = s.readOnLeader(ctx, q, deadline)
-		default:
-			r, _, err = s.fwd.call(ctx, string(addr), "Read", body, deadline)
-			if err != nil {
-				if ctxErr := ctx.Err(); ctxErr != nil {
-					return result{}, ctxErr
-				}
-				if s.isClosed() {
-					return result{}, persistence.ErrClosed
-				}
-				continue // the deadline is checked by pause
-			}
-		}
-		if errors.Is(r.err, errNotLeader) {
-			continue
-		}
-		return r, r.err
-	}
+	return s.onLeader(ctx, leaderRequest{method: "Read", body: encodeQuery(q), repeatable: true, local: func(deadline time.Time) result {
+		return s.readOnLeader(ctx, q, deadline)
+	}})
 }
 
 // readOnLeader answers q from this member's copy once it has confirmed its
