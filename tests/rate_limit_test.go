@@ -69,16 +69,11 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 	clk := testkit.NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	stores := make([]*persistence.BadgerStore, n)
 	for i := range stores {
-		o := persistence.BadgerOptions{InMemory: true}
+		dir := ""
 		if opts.dirs != nil {
-			o = persistence.BadgerOptions{Dir: opts.dirs[i]}
+			dir = opts.dirs[i]
 		}
-		s, err := persistence.OpenBadger(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stores[i] = s
-		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = testkit.OpenStore(t, dir)
 	}
 	c := testkit.NewCluster(t, n, testkit.WithConfig(func(i int, cfg *cluster.Config) {
 		sk, err := session.NewKind(session.Config{Store: stores[i], Logger: cfg.Logger})

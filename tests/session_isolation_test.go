@@ -25,12 +25,7 @@ func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*persistence.Badge
 	stores := make([]*persistence.BadgerStore, n)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
-		s, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dirs[i]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stores[i] = s
-		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = testkit.OpenStore(t, dirs[i])
 	}
 	c := testkit.NewCluster(t, n, testkit.WithConfig(func(i int, cfg *cluster.Config) {
 		kind, err := session.NewKind(session.Config{Store: stores[i], Logger: cfg.Logger})

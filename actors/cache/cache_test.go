@@ -36,13 +36,10 @@ func newEnv(t *testing.T) *env {
 
 func newEnvIdle(t *testing.T, idle time.Duration) *env {
 	t.Helper()
-	badger, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true, Logger: testkit.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = badger.Close() })
+	badger := testkit.OpenStore(t, "")
 	e := &env{t: t, system: testkit.NewActorSystem(t), badger: badger, store: &recordingStore{KVStore: badger}, clock: testkit.NewFakeClock(time.Time{})}
 	e.probe = testkit.NewProbe(t, e.system)
+	var err error
 	e.props, err = cache.Props(cache.Config{Store: e.store, Clock: e.clock, IdleTimeout: idle, Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -21,12 +21,7 @@ func cacheCluster(t *testing.T, n int) ([]*cache.Client, []*persistence.BadgerSt
 	t.Helper()
 	stores := make([]*persistence.BadgerStore, n)
 	for i := range stores {
-		s, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true, Logger: testkit.NewLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stores[i] = s
-		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = testkit.OpenStore(t, "")
 	}
 	c := testkit.NewCluster(t, n, testkit.WithConfig(func(i int, cfg *cluster.Config) {
 		kind, err := cache.NewKind(cache.Config{Store: stores[i], Logger: cfg.Logger})

@@ -42,6 +42,9 @@ type Model interface {
 type Mock struct {
 	// TokenDelay is the pause before each token (0 in benchmarks).
 	TokenDelay time.Duration
+	// Gate, when set, holds each token until a value arrives on it or it
+	// is closed, so that a test decides when a reply progresses.
+	Gate <-chan struct{}
 }
 
 var _ Model = Mock{}
@@ -67,6 +70,13 @@ func (m Mock) Stream(ctx context.Context, req Request, emit func(string) error) 
 			}
 		} else if err := ctx.Err(); err != nil {
 			return usage, err
+		}
+		if m.Gate != nil {
+			select {
+			case <-ctx.Done():
+				return usage, ctx.Err()
+			case <-m.Gate:
+			}
 		}
 		if err := emit(token); err != nil {
 			return usage, err

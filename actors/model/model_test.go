@@ -47,3 +47,30 @@ func TestMockStopsWhenEmitFailsOrContextEnds(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// A gated mock emits one token per value on its gate, and stops with the
+// context while it waits.
+func TestGatedMockEmitsATokenPerValue(t *testing.T) {
+	gate := make(chan struct{})
+	tokens := make(chan string, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := model.Mock{Gate: gate}.Stream(ctx, model.Request{Message: "hi"}, func(tok string) error { tokens <- tok; return nil })
+		done <- err
+	}()
+	for range 2 {
+		gate <- struct{}{}
+		<-tokens
+	}
+	if len(tokens) != 0 {
+		t.Fatalf("%d tokens emitted beyond the two let through", len(tokens))
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stream ended with %v, want context.Canceled", err)
+	}
+	if len(tokens) != 0 {
+		t.Fatal("a token was emitted without a value on the gate")
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
 )
 
 // callersPerProc × GOMAXPROCS goroutines call at once in the parallel
@@ -29,11 +28,7 @@ const callersPerProc = 32
 
 func BenchmarkGrainDecisions(b *testing.B) {
 	limits := &ratelimit.Limits{PerMinute: ratelimit.MaxLimit, Burst: ratelimit.MaxLimit}
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = store.Close() })
+	store := testkit.OpenStore(b, "")
 	cfg := ratelimit.Config{Store: store, Clock: clock.Real}
 
 	system := testkit.NewActorSystem(b)

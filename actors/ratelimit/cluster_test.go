@@ -17,13 +17,9 @@ func newRateLimitCluster(t testing.TB, n int, clk *testkit.FakeClock) *testkit.C
 	t.Helper()
 	stores := make([]*persistence.BadgerStore, n)
 	for i := range stores {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Registered before the cluster's own cleanup, so it runs after
 		// the nodes have left (and their limiters written their counters).
-		t.Cleanup(func() { _ = store.Close() })
+		store := testkit.OpenStore(t, "")
 		stores[i] = store
 	}
 	return testkit.NewCluster(t, n, testkit.WithConfig(func(i int, cfg *cluster.Config) {

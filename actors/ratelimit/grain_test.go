@@ -36,11 +36,7 @@ func newEnv(t *testing.T) *env { return newEnvIdle(t, 24*time.Hour) }
 
 func newEnvIdle(t *testing.T, idle time.Duration) *env {
 	t.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := testkit.OpenStore(t, "")
 	e := &env{t: t, system: testkit.NewActorSystem(t), clock: testkit.NewFakeClock(time.Time{})}
 	e.probe = testkit.NewProbe(t, e.system)
 	e.useStore(store, idle)

@@ -13,30 +13,10 @@ import (
 	"github.com/parley-chat/parley/persistence"
 )
 
-// gatedModel emits its reply's tokens one per value sent on next, so a
-// test controls when the reply progresses.
-type gatedModel struct{ next chan struct{} }
-
-func (m gatedModel) Stream(ctx context.Context, req model.Request, emit func(string) error) (model.Usage, error) {
-	u := model.Usage{PromptTokens: 1}
-	for _, tok := range model.Tokens(model.MockReply(req)) {
-		select {
-		case <-m.next:
-		case <-ctx.Done():
-			return u, ctx.Err()
-		}
-		if err := emit(tok); err != nil {
-			return u, err
-		}
-		u.CompletionTokens++
-	}
-	return u, nil
-}
-
 func TestChatStreamsTokensThenStoresTheReply(t *testing.T) {
 	e := newEnv(t, session.DefaultRetention)
-	gate := gatedModel{next: make(chan struct{})}
-	props, err := session.Props(session.Config{Store: e.store, Clock: e.clock, Model: gate, Logger: testkit.NewLogger(t)})
+	gate := make(chan struct{})
+	props, err := session.Props(session.Config{Store: e.store, Clock: e.clock, Model: model.Mock{Gate: gate}, Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +36,7 @@ func TestChatStreamsTokensThenStoresTheReply(t *testing.T) {
 	want := model.Tokens(model.MockReply(model.Request{Message: "hello there"}))
 	var got []string
 	for i := range want {
-		gate.next <- struct{}{}
+		gate <- struct{}{}
 		tok := testkit.ExpectMessage[*session.Token](listener, 5*time.Second)
 		if tok.Index != int32(i) {
 			t.Fatalf("token %d has index %d", i, tok.Index)

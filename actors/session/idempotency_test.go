@@ -134,8 +134,8 @@ func TestChatWithTheKeyOfAnUnansweredMessageStoresOnlyTheReply(t *testing.T) {
 
 func TestChatWithTheKeyOfAReplyInProgressIsAConflict(t *testing.T) {
 	e := newEnv(t, session.DefaultRetention)
-	gate := gatedModel{next: make(chan struct{})}
-	props, err := session.Props(session.Config{Store: e.store, Clock: e.clock, Model: gate, Logger: testkit.NewLogger(t)})
+	gate := make(chan struct{})
+	props, err := session.Props(session.Config{Store: e.store, Clock: e.clock, Model: model.Mock{Gate: gate}, Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestChatWithTheKeyOfAReplyInProgressIsAConflict(t *testing.T) {
 	if f := ask[*session.Failure](e, pid, chat); f.Code != session.CodeConflict {
 		t.Fatalf("same key during its reply: %+v", f)
 	}
-	close(gate.next) // let the reply run to its end
+	close(gate) // let the reply run to its end
 	_, done := takeReply(t, listener)
 	ask[*session.ChatStarted](e, pid, chat)
 	if _, again := takeReply(t, listener); again.Message.Id != done.Message.Id {

@@ -35,13 +35,10 @@ func newEnv(t *testing.T, retention session.Retention) *env {
 
 func newEnvIdle(t *testing.T, retention session.Retention, idle time.Duration) *env {
 	t.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := testkit.OpenStore(t, "")
 	e := &env{t: t, system: testkit.NewActorSystem(t), store: store, clock: testkit.NewFakeClock(time.Time{})}
 	e.probe = testkit.NewProbe(t, e.system)
+	var err error
 	e.props, err = session.Props(session.Config{
 		Store:       store,
 		Clock:       e.clock,

@@ -24,7 +24,6 @@ import (
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
-	"github.com/parley-chat/parley/persistence"
 )
 
 const (
@@ -61,42 +60,24 @@ func (g *countingGrains) Request(ctx context.Context, identity, kind string, msg
 	return g.node.Request(ctx, identity, kind, msg)
 }
 
-// gatedModel is the mock model, except that while next is non-nil each
-// token waits for a value on it (or for next to be closed).
+// gatedModel is the mock model, holding each token until a value arrives
+// on next (or next is closed) while next is set, or failingModel while
+// fail is set: a test sets either after newAPI.
 type gatedModel struct {
 	next chan struct{}
-	fail bool // behave as failingModel
+	fail bool
 }
 
 func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(string) error) (model.Usage, error) {
 	if m.fail {
 		return failingModel{}.Stream(ctx, req, emit)
 	}
-	if m.next == nil {
-		return model.Mock{}.Stream(ctx, req, emit)
-	}
-	u := model.Usage{PromptTokens: model.CountTokens(req.Message)}
-	for _, tok := range model.Tokens(model.MockReply(req)) {
-		select {
-		case <-m.next:
-		case <-ctx.Done():
-			return u, ctx.Err()
-		}
-		if err := emit(tok); err != nil {
-			return u, err
-		}
-		u.CompletionTokens++
-	}
-	return u, nil
+	return model.Mock{Gate: m.next}.Stream(ctx, req, emit)
 }
 
 func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	t.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := testkit.OpenStore(t, "")
 	a := &api{t: t, gate: &gatedModel{}}
 	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
 		kind, err := session.NewKind(session.Config{Store: store, Model: a.gate, Logger: cfg.Logger})
