@@ -232,43 +232,50 @@ func (s *BadgerStore) enter(ctx context.Context) (release func(), err error) {
 	return s.mu.RUnlock, nil
 }
 
-// gcLoop runs value-log GC every interval until Close. Each round repeats
-// RunValueLogGC until a call rewrites nothing, as Badger's documentation
-// advises, because one call rewrites at most one file.
+// gcLoop runs value-log GC every interval until Close.
 func (s *BadgerStore) gcLoop(interval time.Duration) {
 	defer close(s.gcDone)
+	CollectValueLogs(s.db, interval, s.stop, s.log, s.afterGC)
+}
+
+// CollectValueLogs runs value-log GC on db every interval until stop is
+// closed, for every Badger DB Parley opens, calling afterRound (if set)
+// after each round. A round repeats RunValueLogGC until a call rewrites
+// nothing, as Badger's documentation advises, because one call rewrites
+// at most one file; a failure is logged at Warn.
+func CollectValueLogs(db *badger.DB, interval time.Duration, stop <-chan struct{}, logger *slog.Logger, afterRound func()) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-ticker.C:
-			s.collectValueLog()
-			if s.afterGC != nil {
-				s.afterGC()
+			collectValueLog(db, stop, logger)
+			if afterRound != nil {
+				afterRound()
 			}
 		}
 	}
 }
 
-func (s *BadgerStore) collectValueLog() {
+func collectValueLog(db *badger.DB, stop <-chan struct{}, logger *slog.Logger) {
 	for rewrites := 0; ; rewrites++ {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		default:
 		}
-		err := s.db.RunValueLogGC(gcDiscardRatio)
+		err := db.RunValueLogGC(gcDiscardRatio)
 		switch {
 		case err == nil:
 			continue
 		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
 			if rewrites > 0 {
-				s.log.Debug("value log GC done", "rewrites", rewrites)
+				logger.Debug("value log GC done", "rewrites", rewrites)
 			}
 		default:
-			s.log.Warn("value log GC failed", "rewrites", rewrites, "err", err)
+			logger.Warn("value log GC failed", "rewrites", rewrites, "err", err)
 		}
 		return
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
-	"github.com/parley-chat/parley/persistence"
 )
 
 // BenchmarkLimiterMemory measures what 10,000 active limiter grains cost
@@ -23,11 +22,7 @@ import (
 // with -benchtime=1x.
 func BenchmarkLimiterMemory(b *testing.B) {
 	const keys = 10_000
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := testkit.OpenStore(b, b.TempDir())
 	clk := testkit.NewFakeClock(time.Time{})
 	system := testkit.NewActorSystem(b)
 	props, err := ratelimit.Props(ratelimit.Config{Store: store, Clock: clk})

@@ -14,7 +14,6 @@ import (
 
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
-	"github.com/parley-chat/parley/persistence"
 )
 
 // BenchmarkSessionMemory measures what 10,000 active sessions cost in
@@ -22,11 +21,7 @@ import (
 // It does the same work whatever b.N is; run it with -benchtime=1x.
 func BenchmarkSessionMemory(b *testing.B) {
 	const sessions = 10_000
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := testkit.OpenStore(b, b.TempDir())
 	clk := testkit.NewFakeClock(time.Time{})
 	system := testkit.NewActorSystem(b)
 	props, err := session.Props(session.Config{Store: store, Clock: clk, IdleTimeout: 5 * time.Minute})

@@ -81,18 +81,7 @@ func (s *logStore) Close() error {
 
 func (s *logStore) gcLoop() {
 	defer close(s.gcDone)
-	ticker := time.NewTicker(logGCInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-ticker.C:
-			for s.db.RunValueLogGC(0.5) == nil {
-				// One call rewrites at most one file; repeat until nothing is left.
-			}
-		}
-	}
+	persistence.CollectValueLogs(s.db, logGCInterval, s.stop, s.log, nil)
 }
 
 func logKey(index uint64) []byte {
