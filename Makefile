@@ -67,7 +67,7 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	fi
 	@echo "Logs: $(CLUSTER_DIR)/node{1,2,3}.log   Stop: make cluster-stop"
 
-cluster-status: ## show each local node's pid, readiness and view of the membership
+cluster-status: ## show each local node's pid, readiness, view of the membership and the store's voters
 	@for i in $(CLUSTER_NODES); do \
 	  pidfile=$(CLUSTER_DIR)/node$$i.pid; \
 	  if [ ! -f $$pidfile ] || ! kill -0 $$(cat $$pidfile) 2>/dev/null; then \
