@@ -212,6 +212,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		ackedMsg = map[string][]string{} // session -> user messages acknowledged
 		counts   = map[loadResult]int{}
 		problems []string
+		longest  time.Duration // of any request not cut off with the killed edge
 		killed   atomic.Bool
 	)
 	stop := make(chan struct{})
@@ -235,11 +236,16 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 					if killed.Load() {
 						via = survivors[(w+i+attempt)%len(survivors)]
 					}
+					sent := time.Now()
 					res, detail := chatOnce(via, sid, msg, w%2 == 1, fmt.Sprintf("w%d-m%d", w, i))
+					took := time.Since(sent)
 					if res == unexpectedly && via == victim {
 						res = edgeDown // in flight to the killed edge
 					}
 					mu.Lock()
+					if res != edgeDown {
+						longest = max(longest, took)
+					}
 					counts[res]++
 					if attempt > 0 {
 						counts[retried]++
@@ -307,6 +313,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	wg.Wait()
 	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge, %d of them retries with the same Idempotency-Key",
 		counts[acked], counts[refused], counts[edgeDown], counts[retried])
+	t.Logf("the longest request took %s (the edge's grain deadline is 5 s)", longest.Round(10*time.Millisecond))
 	if len(problems) > 0 {
 		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
 	}
