@@ -107,7 +107,6 @@ const (
 	refused                        // 503 with Retry-After, or an error event: not acknowledged
 	edgeDown                       // the request went to the killed node's edge
 	unexpectedly                   // anything else: the test fails
-	retried                        // counts the requests that were a retry
 )
 
 // chatOnce sends one chat through edge, streamed or not, with an
@@ -212,6 +211,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		ackedMsg = map[string][]string{} // session -> user messages acknowledged
 		counts   = map[loadResult]int{}
 		problems []string
+		retries  int           // requests that were a retry of a refused one
 		longest  time.Duration // of any request not cut off with the killed edge
 		killed   atomic.Bool
 	)
@@ -248,7 +248,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 					}
 					counts[res]++
 					if attempt > 0 {
-						counts[retried]++
+						retries++
 					}
 					switch res {
 					case acked:
@@ -312,7 +312,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge, %d of them retries with the same Idempotency-Key",
-		counts[acked], counts[refused], counts[edgeDown], counts[retried])
+		counts[acked], counts[refused], counts[edgeDown], retries)
 	t.Logf("the longest request took %s (the edge's grain deadline is 5 s)", longest.Round(10*time.Millisecond))
 	if len(problems) > 0 {
 		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
