@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,7 +137,7 @@ func startVoterReconciler(store *raftstore.Store, member *cluster.Node, deadAfte
 				}
 			}
 			voters := store.Voters()
-			for _, name := range sortedKeys(members) {
+			for _, name := range slices.Sorted(maps.Keys(members)) {
 				if slices.Contains(voters, name) {
 					continue
 				}
@@ -185,15 +186,6 @@ func deadVoters(voters []string, members map[string]string, absent map[string]ti
 	}
 	slices.Sort(dead)
 	return dead
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (v *voterReconciler) stop() {
