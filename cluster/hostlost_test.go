@@ -15,8 +15,8 @@ import (
 	"github.com/parley-chat/parley/cluster"
 )
 
-// silentKind is a counter that never answers on the node named by its
-// silent channel's receiver: calls to it stay pending until that node dies.
+// silentKind is a counter that answers nowhere but off the node at
+// silentOn: calls to an activation there stay pending until that node dies.
 const silentKind = "SilentCounter"
 
 type silentGrain struct {
