@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
 )
@@ -49,12 +50,21 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
-	select {
-	case sig := <-signals:
-		logger.Info("shutting down", "signal", sig.String())
-	case err := <-n.serveErr:
-		n.stop(logger)
-		return fmt.Errorf("http server: %w", err)
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+wait:
+	for {
+		select {
+		case <-hangups:
+			n.reload(logger)
+		case sig := <-signals:
+			logger.Info("shutting down", "signal", sig.String())
+			break wait
+		case err := <-n.serveErr:
+			n.stop(logger)
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {
@@ -72,6 +82,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
+	tenants  *tenants.Registry
+	reloads  reloadObserver
+	cfg      serveConfig
 	stores   stores
 	voters   *voterReconciler // nil without a replicated store
 	sweeper  *session.Sweeper
@@ -180,7 +193,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	n := &node{tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}

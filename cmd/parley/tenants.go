@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,34 @@ import (
 
 // demoTenant is the tenant `make run` creates when no tenants file is given.
 const demoTenant = "demo"
+
+// tenantsPath is the file loadTenants reads: --tenants, or the data dir's
+// tenants.json.
+func tenantsPath(cfg serveConfig) string {
+	if cfg.TenantsFile != "" {
+		return cfg.TenantsFile
+	}
+	return filepath.Join(cfg.DataDir, "tenants.json")
+}
+
+// reloadObserver counts reloads of the tenants file that failed.
+type reloadObserver interface{ ConfigReloadFailed() }
+
+// reload is SIGHUP: it reads the tenants file again and, when the whole
+// file is valid, puts it in force at once (a removed key is refused from
+// the next request on). A file that does not load keeps the running
+// config; one line says why, naming the field, and the failure is counted.
+func (n *node) reload(logger *slog.Logger) {
+	path := tenantsPath(n.cfg)
+	next, err := tenants.Load(path)
+	if err != nil {
+		n.reloads.ConfigReloadFailed()
+		logger.Error("tenants file not reloaded; the running config stays", "err", err)
+		return
+	}
+	n.tenants.Replace(next)
+	logger.Info("tenants file reloaded", "file", path, "tenants", next.Len())
+}
 
 // loadTenants loads --tenants, or, without one, the data dir's
 // tenants.json, creating it with a demo tenant on first run and printing
@@ -29,7 +58,7 @@ func loadTenants(cfg serveConfig, out io.Writer) (*tenants.Registry, error) {
 		}
 		return reg, nil
 	}
-	path := filepath.Join(cfg.DataDir, "tenants.json")
+	path := tenantsPath(cfg)
 	reg, err := tenants.Load(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		if err != nil {

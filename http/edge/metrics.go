@@ -25,6 +25,7 @@ type Metrics struct {
 	cacheGets    *prometheus.CounterVec
 
 	rateUnavailable *prometheus.CounterVec
+	reloadErrors    prometheus.Counter
 }
 
 // NewMetrics creates the metrics on their own registry, with the Go
@@ -55,14 +56,20 @@ func NewMetrics() *Metrics {
 		rateUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_ratelimit_unavailable_total", Help: "Rate-limit checks a scope's limiter did not answer in time.",
 		}, []string{"scope"}),
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_config_reload_errors_total", Help: "Reloads of the tenants file (SIGHUP) that failed and kept the running config.",
+		}),
 		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
 		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets,
+	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets, m.reloadErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// ConfigReloadFailed counts one reload of the tenants file that failed.
+func (m *Metrics) ConfigReloadFailed() { m.reloadErrors.Inc() }
 
 // GrainActivated counts one activation of a grain kind.
 func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
