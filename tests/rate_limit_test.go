@@ -20,7 +20,7 @@ import (
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // limitTenants gives each test its own tenant, key "<id>-key".
@@ -52,7 +52,7 @@ func limitRegistry(t *testing.T) *tenants.Registry {
 // one fake clock.
 type limitNet struct {
 	t      *testing.T
-	stores []*persistence.BadgerStore
+	stores []*badgerstore.Store
 	clock  *testkit.FakeClock
 	c      *testkit.Cluster
 	edges  []string
@@ -67,7 +67,7 @@ type netOptions struct {
 func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 	t.Helper()
 	clk := testkit.NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		dir := ""
 		if opts.dirs != nil {

@@ -14,15 +14,16 @@ import (
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // sessionCluster starts n in-process nodes hosting ChatSession grains,
 // each with its own Badger store on disk. The stores close after the
 // nodes have stopped.
-func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*persistence.BadgerStore, []string) {
+func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*badgerstore.Store, []string) {
 	t.Helper()
 	dirs := make([]string, n)
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
 		stores[i] = testkit.OpenStore(t, dirs[i])
@@ -123,7 +124,7 @@ func TestTenantsSharingASessionIDNeverSeeEachOther(t *testing.T) {
 // the session it holds.
 func checkDiskIsolation(t *testing.T, dir string, tenants []string, sessionID string) map[string]int {
 	t.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir})
+	store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestRestartedNodeServesTheSameHistory(t *testing.T) {
 	dir := t.TempDir()
 	sessionID := uuid.NewString()
 	run := func(write bool) []*session.Message {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir})
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

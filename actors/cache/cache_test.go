@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // env is one grain-level test's world: an actor system, an in-memory
@@ -21,7 +22,7 @@ import (
 type env struct {
 	t      *testing.T
 	system *actor.ActorSystem
-	badger *persistence.BadgerStore
+	badger *badgerstore.Store
 	store  *recordingStore
 	clock  *testkit.FakeClock
 	probe  *testkit.Probe
@@ -373,7 +374,7 @@ func TestTenantsSharingAKeyHaveTheirOwnEntries(t *testing.T) {
 }
 
 // countKeys counts every key in the store.
-func countKeys(t *testing.T, store *persistence.BadgerStore) int {
+func countKeys(t *testing.T, store *badgerstore.Store) int {
 	t.Helper()
 	n := 0
 	if err := store.ScanKeys(context.Background(), "", func([]byte) error { n++; return nil }); err != nil {

@@ -11,15 +11,15 @@ import (
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // cacheCluster starts n in-process nodes hosting Cache grains, each with
 // its own in-memory Badger store, and returns a Client per node. The stores
 // close after the nodes have stopped.
-func cacheCluster(t *testing.T, n int) ([]*cache.Client, []*persistence.BadgerStore) {
+func cacheCluster(t *testing.T, n int) ([]*cache.Client, []*badgerstore.Store) {
 	t.Helper()
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		stores[i] = testkit.OpenStore(t, "")
 	}
@@ -168,7 +168,7 @@ func TestEntrySurvivesARestartWithItsExpiry(t *testing.T) {
 	// run starts a one-node cluster on dir, calls f with a Client, and
 	// stops the node and closes the store before returning.
 	run := func(f func(c *cache.Client)) {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir, Logger: testkit.NewLogger(t)})
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,14 +8,14 @@ import (
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // newRateLimitCluster starts n nodes, each hosting the RateLimiter kind on
 // its own in-memory store, all on clk.
 func newRateLimitCluster(t testing.TB, n int, clk *testkit.FakeClock) *testkit.Cluster {
 	t.Helper()
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		// Registered before the cluster's own cleanup, so it runs after
 		// the nodes have left (and their limiters written their counters).

@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // env is one grain-level test's world: an actor system, a Badger store
@@ -23,7 +24,7 @@ import (
 type env struct {
 	t      *testing.T
 	system *actor.ActorSystem
-	badger *persistence.BadgerStore
+	badger *badgerstore.Store
 	store  *countingStore
 	clock  *testkit.FakeClock
 	probe  *testkit.Probe
@@ -44,7 +45,7 @@ func newEnvIdle(t *testing.T, idle time.Duration) *env {
 }
 
 // useStore makes grains spawned from now on use store.
-func (e *env) useStore(store *persistence.BadgerStore, idle time.Duration) {
+func (e *env) useStore(store *badgerstore.Store, idle time.Duration) {
 	e.t.Helper()
 	e.badger, e.store = store, &countingStore{KVStore: store}
 	var err error
@@ -326,8 +327,8 @@ func TestWriteBehindWritesOncePerIntervalAndACrashForgetsOnlyThatInterval(t *tes
 
 func TestCountersSurviveAStoreReopen(t *testing.T) {
 	dir := t.TempDir()
-	open := func() *persistence.BadgerStore {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir})
+	open := func() *badgerstore.Store {
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // env is one grain-level test's world: an actor system, an in-memory
@@ -21,7 +21,7 @@ import (
 type env struct {
 	t      *testing.T
 	system *actor.ActorSystem
-	store  *persistence.BadgerStore
+	store  *badgerstore.Store
 	clock  *testkit.FakeClock
 	probe  *testkit.Probe
 	props  *actor.Props
@@ -273,7 +273,7 @@ func TestHostileIdentityNeverReachesStorage(t *testing.T) {
 }
 
 // countKeys counts every key in the store.
-func countKeys(t *testing.T, store *persistence.BadgerStore) int {
+func countKeys(t *testing.T, store *badgerstore.Store) int {
 	t.Helper()
 	n := 0
 	if err := store.ScanKeys(context.Background(), "", func([]byte) error { n++; return nil }); err != nil {

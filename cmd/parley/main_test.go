@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
@@ -44,7 +44,7 @@ func freePort(t *testing.T) string {
 func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 	busy := listen(t)
 	lockedDir := t.TempDir()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: lockedDir})
+	store, err := badgerstore.Open(badgerstore.Options{Dir: lockedDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
@@ -38,7 +39,7 @@ type stores struct {
 // openStores opens the node's stores under cfg.DataDir.
 func openStores(cfg serveConfig, logger *slog.Logger) (stores, error) {
 	if cfg.Store == storeLocal {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger})
+		store, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, Logger: logger})
 		if err != nil {
 			return stores{}, usageError{fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)}
 		}
@@ -57,7 +58,7 @@ func openStores(cfg serveConfig, logger *slog.Logger) (stores, error) {
 	if err != nil {
 		return stores{}, usageError{fmt.Errorf("--raft-addr %s, --data-dir %s: %w", cfg.RaftAddr, cfg.DataDir, err)}
 	}
-	limits, err := persistence.OpenBadger(persistence.BadgerOptions{
+	limits, err := badgerstore.Open(badgerstore.Options{
 		Dir: filepath.Join(cfg.DataDir, "ratelimit"),
 		// A SIGKILL loses nothing without fsync (the kernel holds the
 		// pages); a power cut may lose the last seconds of counters.

@@ -3,7 +3,7 @@
 // write through hashicorp/raft. A write is acknowledged only once a majority
 // of the voters have it in their fsynced raft log, so the death of any
 // minority loses nothing acknowledged; grains use it exactly as they use the
-// single-node persistence.BadgerStore, which is what each member runs as its
+// single-node badgerstore.Store, which is what each member runs as its
 // state machine.
 //
 //   - Writes (Append, DeleteSession, Put, Delete, Sweep, DeleteTenant) are
@@ -382,7 +382,7 @@ func (s *Store) Delete(ctx context.Context, key persistence.KVKey) error {
 // Sweep implements persistence.Store. retention is a function and cannot go
 // into the log, so this member first lists the tenants that have data in
 // its copy and asks retention about each; the command carries now and those
-// durations, and every member runs BadgerStore.Sweep with them. A tenant
+// durations, and every member runs badgerstore.Store.Sweep with them. A tenant
 // whose first data arrives between the listing and the command keeps its
 // messages until the next sweep.
 //

@@ -1,6 +1,8 @@
-package persistence
+package badgerstore
 
 import (
+	"github.com/parley-chat/parley/persistence"
+
 	"bytes"
 	"context"
 	"errors"
@@ -32,7 +34,7 @@ import (
 // whose value cannot be decoded, are logged and left in place rather than
 // failing the sweep for every other tenant; the busy session is retried by
 // the next sweep. ctx is checked between chunks and sessions.
-func (s *BadgerStore) Sweep(ctx context.Context, now time.Time, retention func(tenant string) time.Duration) (SweepStats, error) {
+func (s *Store) Sweep(ctx context.Context, now time.Time, retention func(tenant string) time.Duration) (persistence.SweepStats, error) {
 	cutoffs := make(map[string]time.Time) // zero: the tenant keeps messages
 	cutoffOf := func(tenant string) time.Time {
 		c, ok := cutoffs[tenant]
@@ -45,7 +47,7 @@ func (s *BadgerStore) Sweep(ctx context.Context, now time.Time, retention func(t
 		return c
 	}
 
-	var stats SweepStats
+	var stats persistence.SweepStats
 	var start []byte
 	for {
 		release, err := s.enter(ctx)
@@ -71,11 +73,11 @@ type sweepWork struct {
 }
 
 type sessionSweep struct {
-	key    SessionKey
+	key    persistence.SessionKey
 	cutoff time.Time // messages created before it go
 }
 
-func (s *BadgerStore) sweepChunk(ctx context.Context, start []byte, now time.Time, cutoffOf func(string) time.Time, stats *SweepStats) ([]byte, error) {
+func (s *Store) sweepChunk(ctx context.Context, start []byte, now time.Time, cutoffOf func(string) time.Time, stats *persistence.SweepStats) ([]byte, error) {
 	var work sweepWork
 	if err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -102,7 +104,7 @@ func (s *BadgerStore) sweepChunk(ctx context.Context, start []byte, now time.Tim
 			stats.Sessions++
 		}
 		switch {
-		case errors.Is(err, ErrSequenceConflict):
+		case errors.Is(err, persistence.ErrSequenceConflict):
 			// Appends kept winning: the session is busy right now. Its aged
 			// messages are hidden from pages by notBefore and wait for the
 			// next sweep.
@@ -121,7 +123,7 @@ func (s *BadgerStore) sweepChunk(ctx context.Context, start []byte, now time.Tim
 
 // scanForSweep reads keys from start on (the beginning when nil) until the
 // end, s.limits.sweepScanChunk keys, or s.limits.deleteBatch pieces of work.
-func (s *BadgerStore) scanForSweep(txn *badger.Txn, start []byte, now time.Time, cutoffOf func(string) time.Time) (sweepWork, error) {
+func (s *Store) scanForSweep(txn *badger.Txn, start []byte, now time.Time, cutoffOf func(string) time.Time) (sweepWork, error) {
 	limits := s.limits
 	var work sweepWork
 	it := txn.NewIterator(badger.IteratorOptions{}) // keys only; values on demand
@@ -178,7 +180,7 @@ func (s *BadgerStore) scanForSweep(txn *badger.Txn, start []byte, now time.Time,
 				case err != nil:
 					return work, fmt.Errorf("message of session %s:%s: %w", tenant, session, err)
 				case created.Before(cutoff):
-					work.sessions = append(work.sessions, sessionSweep{key: SessionKey{Tenant: tenant, Session: session}, cutoff: cutoff})
+					work.sessions = append(work.sessions, sessionSweep{key: persistence.SessionKey{Tenant: tenant, Session: session}, cutoff: cutoff})
 				}
 			}
 			if cutoff.IsZero() || isMessage {
@@ -196,7 +198,7 @@ func (s *BadgerStore) scanForSweep(txn *badger.Txn, start []byte, now time.Time,
 
 // sweepKV deletes the entries of keys that are still expired as of now and
 // returns how many it deleted.
-func (s *BadgerStore) sweepKV(keys [][]byte, now time.Time) (int, error) {
+func (s *Store) sweepKV(keys [][]byte, now time.Time) (int, error) {
 	var deleted int
 	err := s.updateRetrying(func(txn *badger.Txn) error {
 		deleted = 0
@@ -235,7 +237,7 @@ func (s *BadgerStore) sweepKV(keys [][]byte, now time.Time) (int, error) {
 // oldest first, in transactions of at most limits.deleteBatch deletes, and
 // moves FirstSeq past them. It reports how many it removed and whether that left
 // the session without messages.
-func (s *BadgerStore) sweepSession(sw sessionSweep) (int, bool, error) {
+func (s *Store) sweepSession(sw sessionSweep) (int, bool, error) {
 	var removed int
 	mkey, mprefix := metaKey(sw.key), messagePrefix(sw.key)
 	for {
@@ -312,8 +314,8 @@ func agedMessages(txn *badger.Txn, prefix []byte, cutoff time.Time, batch int) (
 // tenant's keys from the memtables and every level at once. It pauses all
 // writes of the node while it runs, which is acceptable for a rare operator
 // action and much faster than deleting a large tenant key by key.
-func (s *BadgerStore) DeleteTenant(ctx context.Context, tenant string) error {
-	if err := validateTenant(tenant); err != nil {
+func (s *Store) DeleteTenant(ctx context.Context, tenant string) error {
+	if err := persistence.ValidateTenant(tenant); err != nil {
 		return err
 	}
 	release, err := s.enter(ctx)
@@ -368,7 +370,7 @@ func sessionEnd(prefix []byte) []byte {
 // when prefix is empty), in key order. It is for operators and tests that
 // inspect what is on disk (docs/sessions.md); the slice is valid only
 // during the call.
-func (s *BadgerStore) ScanKeys(ctx context.Context, prefix string, fn func(key []byte) error) error {
+func (s *Store) ScanKeys(ctx context.Context, prefix string, fn func(key []byte) error) error {
 	release, err := s.enter(ctx)
 	if err != nil {
 		return err

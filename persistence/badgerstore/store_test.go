@@ -1,4 +1,4 @@
-package persistence_test
+package badgerstore_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 	"github.com/parley-chat/parley/persistence/storetest"
 )
 
@@ -21,12 +22,12 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func openBadger(t testing.TB, opts persistence.BadgerOptions) *persistence.BadgerStore {
+func openBadger(t testing.TB, opts badgerstore.Options) *badgerstore.Store {
 	t.Helper()
 	opts.Logger = testLogger(t)
-	s, err := persistence.OpenBadger(opts)
+	s, err := badgerstore.Open(opts)
 	if err != nil {
-		t.Fatalf("OpenBadger: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -38,7 +39,7 @@ func openBadger(t testing.TB, opts persistence.BadgerOptions) *persistence.Badge
 
 func TestBadgerConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) persistence.Store {
-		return openBadger(t, persistence.BadgerOptions{InMemory: true})
+		return openBadger(t, badgerstore.Options{InMemory: true})
 	})
 }
 
@@ -49,20 +50,20 @@ func TestBadgerConformanceOnDisk(t *testing.T) {
 		t.Skip("on-disk conformance is covered in memory in -short runs")
 	}
 	storetest.Run(t, func(t *testing.T) persistence.Store {
-		return openBadger(t, persistence.BadgerOptions{Dir: t.TempDir(), NoSync: true})
+		return openBadger(t, badgerstore.Options{Dir: t.TempDir(), NoSync: true})
 	})
 }
 
 func TestBadgerOptionsValidate(t *testing.T) {
 	cases := []struct {
-		opts  persistence.BadgerOptions
+		opts  badgerstore.Options
 		field string // named in the error; "" when valid
 	}{
-		{persistence.BadgerOptions{Dir: "/data"}, ""},
-		{persistence.BadgerOptions{InMemory: true}, ""},
-		{persistence.BadgerOptions{}, "Dir"},
-		{persistence.BadgerOptions{InMemory: true, Dir: "/data"}, "Dir"},
-		{persistence.BadgerOptions{Dir: "/data", GCInterval: -time.Second}, "GCInterval"},
+		{badgerstore.Options{Dir: "/data"}, ""},
+		{badgerstore.Options{InMemory: true}, ""},
+		{badgerstore.Options{}, "Dir"},
+		{badgerstore.Options{InMemory: true, Dir: "/data"}, "Dir"},
+		{badgerstore.Options{Dir: "/data", GCInterval: -time.Second}, "GCInterval"},
 	}
 	for _, tc := range cases {
 		err := tc.opts.Validate()
@@ -73,13 +74,13 @@ func TestBadgerOptionsValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.opts, err, tc.field)
 		}
 	}
-	if _, err := persistence.OpenBadger(persistence.BadgerOptions{}); err == nil {
-		t.Error("OpenBadger with no Dir succeeded")
+	if _, err := badgerstore.Open(badgerstore.Options{}); err == nil {
+		t.Error("Open with no Dir succeeded")
 	}
 }
 
 func TestBadgerDataSurvivesReopen(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data") // OpenBadger creates it
+	dir := filepath.Join(t.TempDir(), "data") // Open creates it
 	ctx := t.Context()
 	key := persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"}
 	kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "k"}
@@ -88,9 +89,9 @@ func TestBadgerDataSurvivesReopen(t *testing.T) {
 		{Seq: 2, ID: "b", Role: persistence.RoleAssistant, Content: strings.Repeat("x", 2<<20), TokenCount: 2, CreatedAt: t0.Add(time.Second)},
 	}
 
-	s, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir, Logger: testLogger(t)})
+	s, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: testLogger(t)})
 	if err != nil {
-		t.Fatalf("OpenBadger: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	if _, err := s.Append(ctx, key, 0, msgs, persistence.AppendOptions{}); err != nil {
 		t.Fatalf("Append: %v", err)
@@ -102,7 +103,7 @@ func TestBadgerDataSurvivesReopen(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	s = openBadger(t, persistence.BadgerOptions{Dir: dir})
+	s = openBadger(t, badgerstore.Options{Dir: dir})
 	meta, err := s.Meta(ctx, key)
 	if err != nil || meta != (persistence.SessionMeta{LastSeq: 2, FirstSeq: 1}) {
 		t.Fatalf("Meta after reopen = %+v, %v", meta, err)
@@ -128,26 +129,26 @@ func TestBadgerDataSurvivesReopen(t *testing.T) {
 
 func TestBadgerDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
-	first := openBadger(t, persistence.BadgerOptions{Dir: dir})
+	first := openBadger(t, badgerstore.Options{Dir: dir})
 
-	second, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir, Logger: testLogger(t)})
+	second, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: testLogger(t)})
 	if err == nil {
 		second.Close()
-		t.Fatal("second OpenBadger on an open data dir succeeded")
+		t.Fatal("second Open on an open data dir succeeded")
 	}
 	if want := fmt.Sprintf("data dir %s is in use by another parley process", dir); !strings.Contains(err.Error(), want) {
-		t.Fatalf("second OpenBadger: %v, want it to say %q", err, want)
+		t.Fatalf("second Open: %v, want it to say %q", err, want)
 	}
 
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	openBadger(t, persistence.BadgerOptions{Dir: dir}) // the lock went with Close
+	openBadger(t, badgerstore.Options{Dir: dir}) // the lock went with Close
 }
 
 func TestBadgerGCLoopStopsOnClose(t *testing.T) {
 	ran := make(chan struct{}, 1)
-	s, err := persistence.OpenBadgerWithGCHook(persistence.BadgerOptions{
+	s, err := badgerstore.OpenWithGCHook(badgerstore.Options{
 		Dir:        t.TempDir(),
 		GCInterval: time.Millisecond,
 		Logger:     testLogger(t),
@@ -158,7 +159,7 @@ func TestBadgerGCLoopStopsOnClose(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("OpenBadger: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	select {
 	case <-ran:
@@ -185,7 +186,7 @@ func TestBadgerGCLoopStopsOnClose(t *testing.T) {
 }
 
 func TestBadgerInMemoryHasNoGCLoop(t *testing.T) {
-	s := openBadger(t, persistence.BadgerOptions{InMemory: true, GCInterval: time.Millisecond})
+	s := openBadger(t, badgerstore.Options{InMemory: true, GCInterval: time.Millisecond})
 	select {
 	case <-s.GCLoopDone():
 	default:
@@ -236,7 +237,7 @@ func wantMeta(t *testing.T, s persistence.Store, key persistence.SessionKey, wan
 // can hit: Badger's conflict detection must fail the first Append with
 // ErrSequenceConflict and keep the second writer's message.
 func TestBadgerAppendRace(t *testing.T) {
-	s := openBadger(t, persistence.BadgerOptions{InMemory: true})
+	s := openBadger(t, badgerstore.Options{InMemory: true})
 	ctx := t.Context()
 	key := persistence.SessionKey{Tenant: "acme", Session: uuid(1)}
 	appendN(t, s, key, 0, 1, t0, persistence.AppendOptions{})
@@ -267,7 +268,7 @@ func TestBadgerAppendRace(t *testing.T) {
 }
 
 func TestBadgerDeleteSessionInBatches(t *testing.T) {
-	s := openBadger(t, persistence.BadgerOptions{InMemory: true})
+	s := openBadger(t, badgerstore.Options{InMemory: true})
 	s.SetBatchLimits(3, 2, 5)
 	key := persistence.SessionKey{Tenant: "acme", Session: uuid(1)}
 	neighbour := persistence.SessionKey{Tenant: "acme", Session: uuid(2)}
@@ -291,7 +292,7 @@ func TestBadgerDeleteSessionInBatches(t *testing.T) {
 // each append trims at most trimPerAppend (2 here) old messages until the cap
 // holds.
 func TestBadgerTrimCatchesUp(t *testing.T) {
-	s := openBadger(t, persistence.BadgerOptions{InMemory: true})
+	s := openBadger(t, badgerstore.Options{InMemory: true})
 	s.SetBatchLimits(3, 2, 5)
 	key := persistence.SessionKey{Tenant: "acme", Session: uuid(1)}
 	capped := persistence.AppendOptions{MaxMessages: 2}
@@ -313,7 +314,7 @@ func TestBadgerTrimCatchesUp(t *testing.T) {
 // (5 keys per chunk, 3 deletes per transaction) across sessions, KV entries
 // and tenants.
 func TestBadgerSweepInChunks(t *testing.T) {
-	s := openBadger(t, persistence.BadgerOptions{InMemory: true})
+	s := openBadger(t, badgerstore.Options{InMemory: true})
 	s.SetBatchLimits(3, 2, 5)
 	ctx := t.Context()
 	now := t0.Add(24 * time.Hour)
@@ -381,7 +382,7 @@ func TestBadgerSweepInChunks(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	s := openBadger(b, persistence.BadgerOptions{Dir: b.TempDir()}) // SyncWrites on
+	s := openBadger(b, badgerstore.Options{Dir: b.TempDir()}) // SyncWrites on
 	key := persistence.SessionKey{Tenant: "acme", Session: uuid(1)}
 	content := strings.Repeat("a typical chat line ", 10)
 	var last uint64
@@ -395,7 +396,7 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func BenchmarkPage100(b *testing.B) {
-	s := openBadger(b, persistence.BadgerOptions{Dir: b.TempDir()})
+	s := openBadger(b, badgerstore.Options{Dir: b.TempDir()})
 	key := persistence.SessionKey{Tenant: "acme", Session: uuid(1)}
 	content := strings.Repeat("a typical chat line ", 10)
 	for batch := range 10 {

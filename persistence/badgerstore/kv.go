@@ -1,6 +1,8 @@
-package persistence
+package badgerstore
 
 import (
+	"github.com/parley-chat/parley/persistence"
+
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +13,8 @@ import (
 
 // Get implements KVStore. An entry past its expiry but not yet swept is a
 // miss, exactly like one that was never written.
-func (s *BadgerStore) Get(ctx context.Context, key KVKey, now time.Time) ([]byte, time.Time, bool, error) {
-	if err := validateKVKey(key); err != nil {
+func (s *Store) Get(ctx context.Context, key persistence.KVKey, now time.Time) ([]byte, time.Time, bool, error) {
+	if err := persistence.ValidateKVKey(key); err != nil {
 		return nil, time.Time{}, false, err
 	}
 	release, err := s.enter(ctx)
@@ -54,22 +56,22 @@ func (s *BadgerStore) Get(ctx context.Context, key KVKey, now time.Time) ([]byte
 }
 
 // Put implements KVStore. encodeKV copies value, so the caller may reuse it.
-func (s *BadgerStore) Put(ctx context.Context, key KVKey, value []byte, expiresAt time.Time) error {
+func (s *Store) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time) error {
 	return s.writeKV(ctx, "put", key, func(txn *badger.Txn, k []byte) error {
 		return txn.Set(k, encodeKV(value, expiresAt))
 	})
 }
 
 // Delete implements KVStore.
-func (s *BadgerStore) Delete(ctx context.Context, key KVKey) error {
+func (s *Store) Delete(ctx context.Context, key persistence.KVKey) error {
 	return s.writeKV(ctx, "delete", key, func(txn *badger.Txn, k []byte) error {
 		return txn.Delete(k)
 	})
 }
 
 // writeKV validates key and applies one write to it in its own transaction.
-func (s *BadgerStore) writeKV(ctx context.Context, op string, key KVKey, write func(txn *badger.Txn, k []byte) error) error {
-	if err := validateKVKey(key); err != nil {
+func (s *Store) writeKV(ctx context.Context, op string, key persistence.KVKey, write func(txn *badger.Txn, k []byte) error) error {
+	if err := persistence.ValidateKVKey(key); err != nil {
 		return err
 	}
 	release, err := s.enter(ctx)

@@ -1,6 +1,8 @@
-package persistence
+package badgerstore
 
 import (
+	"github.com/parley-chat/parley/persistence"
+
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -15,10 +17,10 @@ import (
 
 func TestCodecRoundTrip(t *testing.T) {
 	zone := time.FixedZone("x", -7*3600)
-	msgs := []Message{
+	msgs := []persistence.Message{
 		{},
-		{ID: "id", Role: RoleAssistant, Content: "hé\x00llo", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone)},
-		{ID: strings.Repeat("i", 300), Role: RoleUser, Content: strings.Repeat("c", 70_000), TokenCount: 1 << 30,
+		{ID: "id", Role: persistence.RoleAssistant, Content: "hé\x00llo", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone)},
+		{ID: strings.Repeat("i", 300), Role: persistence.RoleUser, Content: strings.Repeat("c", 70_000), TokenCount: 1 << 30,
 			CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), IdempotencyKey: "retry-\xff:" + strings.Repeat("k", 200)},
 	}
 	for _, m := range msgs {
@@ -44,7 +46,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 	}
 
-	meta := SessionMeta{LastSeq: 1<<63 + 5, FirstSeq: 7}
+	meta := persistence.SessionMeta{LastSeq: 1<<63 + 5, FirstSeq: 7}
 	if got, err := decodeMeta(encodeMeta(meta)); err != nil || got != meta {
 		t.Fatalf("meta round trip = %+v, %v", got, err)
 	}
@@ -53,7 +55,7 @@ func TestCodecRoundTrip(t *testing.T) {
 // TestCodecRejectsCorruption truncates and extends encoded values: every
 // damaged value is an error, never a panic or a silently wrong message.
 func TestCodecRejectsCorruption(t *testing.T) {
-	b := encodeMessage(Message{ID: "id", Role: RoleUser, Content: "content", TokenCount: 3, CreatedAt: time.Unix(1e9, 5)})
+	b := encodeMessage(persistence.Message{ID: "id", Role: persistence.RoleUser, Content: "content", TokenCount: 3, CreatedAt: time.Unix(1e9, 5)})
 	for n := range len(b) {
 		if _, err := decodeMessage(b[:n]); !errors.Is(err, errCorrupt) {
 			t.Fatalf("decodeMessage of %d of %d bytes: %v, want errCorrupt", n, len(b), err)
@@ -72,7 +74,7 @@ func TestCodecRejectsCorruption(t *testing.T) {
 	if _, err := decodeMessage(wrongFormat); !errors.Is(err, errCorrupt) {
 		t.Fatalf("decodeMessage of a format 2 message marked format 1: %v, want errCorrupt", err)
 	}
-	meta := encodeMeta(SessionMeta{LastSeq: 1})
+	meta := encodeMeta(persistence.SessionMeta{LastSeq: 1})
 	for n := range len(meta) {
 		if _, err := decodeMeta(meta[:n]); !errors.Is(err, errCorrupt) {
 			t.Fatalf("decodeMeta of %d bytes: %v, want errCorrupt", n, err)
@@ -96,7 +98,7 @@ func TestCodecReadsFormat1Messages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Message{ID: "m5", Role: RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC()}
+	want := persistence.Message{ID: "m5", Role: persistence.RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC()}
 	got, err := decodeMessage(v1)
 	if err != nil || got != want {
 		t.Fatalf("decodeMessage of format 1 = %+v, %v; want %+v", got, err, want)
@@ -111,7 +113,7 @@ func TestCodecReadsFormat1Messages(t *testing.T) {
 }
 
 func TestMessageKeysSortBySeq(t *testing.T) {
-	prefix := messagePrefix(SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"})
+	prefix := messagePrefix(persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"})
 	seqs := []uint64{0, 1, 255, 256, 1 << 32, 1<<64 - 1}
 	for i := 1; i < len(seqs); i++ {
 		if bytes.Compare(messageKey(prefix, seqs[i-1]), messageKey(prefix, seqs[i])) >= 0 {
@@ -127,7 +129,7 @@ func TestMessageKeysSortBySeq(t *testing.T) {
 
 func TestSplitKeys(t *testing.T) {
 	sid := "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b10"
-	key := SessionKey{Tenant: "acme", Session: sid}
+	key := persistence.SessionKey{Tenant: "acme", Session: sid}
 	cases := []struct {
 		key       []byte
 		tenant    string
@@ -137,7 +139,7 @@ func TestSplitKeys(t *testing.T) {
 	}{
 		{metaKey(key), "acme", 's', "acme:s:" + sid + ":", false},
 		{messageKey(messagePrefix(key), 7), "acme", 's', "acme:s:" + sid + ":", true},
-		{kvKey(KVKey{Tenant: "acme", Space: "cache", Key: "s:x"}), "acme", 'k', "", false},
+		{kvKey(persistence.KVKey{Tenant: "acme", Space: "cache", Key: "s:x"}), "acme", 'k', "", false},
 		{[]byte("acme:s:short:m"), "acme", 's', "", false},
 		{[]byte("acme:s:" + sid + ":x"), "acme", 's', "", false},
 	}
@@ -162,7 +164,7 @@ func TestSplitKeys(t *testing.T) {
 
 	end := sessionEnd(sessionPrefix(key))
 	last := messageKey(messagePrefix(key), 1<<64-1)
-	next := metaKey(SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b11"})
+	next := metaKey(persistence.SessionKey{Tenant: "acme", Session: "6f1c2a4e-0b7d-4c3e-9a51-2d8e4f7a9b11"})
 	if bytes.Compare(last, end) >= 0 || bytes.Compare(end, next) > 0 {
 		t.Fatalf("sessionEnd %q is not between the session's last key and the next session", end)
 	}
@@ -204,7 +206,7 @@ func TestBadgerLoggerLevels(t *testing.T) {
 // session once and jumps past its other messages, rather than visiting the
 // whole history.
 func TestSweepScanReadsOneMessagePerSession(t *testing.T) {
-	s, err := OpenBadger(BadgerOptions{InMemory: true, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,11 +214,11 @@ func TestSweepScanReadsOneMessagePerSession(t *testing.T) {
 	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	sessions := []string{"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"}
 	for _, sid := range sessions {
-		msgs := make([]Message, 50)
+		msgs := make([]persistence.Message, 50)
 		for i := range msgs {
-			msgs[i] = Message{Seq: uint64(i + 1), CreatedAt: old}
+			msgs[i] = persistence.Message{Seq: uint64(i + 1), CreatedAt: old}
 		}
-		if _, err := s.Append(t.Context(), SessionKey{Tenant: "acme", Session: sid}, 0, msgs, AppendOptions{}); err != nil {
+		if _, err := s.Append(t.Context(), persistence.SessionKey{Tenant: "acme", Session: sid}, 0, msgs, persistence.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +246,7 @@ func TestSweepScanReadsOneMessagePerSession(t *testing.T) {
 // TestSweepSkipsCorruptEntries plants undecodable values: the sweep logs and
 // skips them and still does the rest of its work; Page reports the damage.
 func TestSweepSkipsCorruptEntries(t *testing.T) {
-	s, err := OpenBadger(BadgerOptions{InMemory: true, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,14 +255,14 @@ func TestSweepSkipsCorruptEntries(t *testing.T) {
 	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := old.Add(24 * time.Hour)
 
-	damaged := SessionKey{Tenant: "acme", Session: "00000000-0000-4000-8000-000000000001"}
-	healthy := SessionKey{Tenant: "acme", Session: "00000000-0000-4000-8000-000000000002"}
-	for _, key := range []SessionKey{damaged, healthy} {
-		if _, err := s.Append(ctx, key, 0, []Message{{Seq: 1, CreatedAt: old}, {Seq: 2, CreatedAt: old}}, AppendOptions{}); err != nil {
+	damaged := persistence.SessionKey{Tenant: "acme", Session: "00000000-0000-4000-8000-000000000001"}
+	healthy := persistence.SessionKey{Tenant: "acme", Session: "00000000-0000-4000-8000-000000000002"}
+	for _, key := range []persistence.SessionKey{damaged, healthy} {
+		if _, err := s.Append(ctx, key, 0, []persistence.Message{{Seq: 1, CreatedAt: old}, {Seq: 2, CreatedAt: old}}, persistence.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	expiredKV := KVKey{Tenant: "acme", Space: SpaceCache, Key: "expired"}
+	expiredKV := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "expired"}
 	if err := s.Put(ctx, expiredKV, []byte("v"), old); err != nil {
 		t.Fatal(err)
 	}
@@ -268,13 +270,13 @@ func TestSweepSkipsCorruptEntries(t *testing.T) {
 		if err := txn.Set(messageKey(messagePrefix(damaged), 1), []byte{formatV1, 0xff}); err != nil {
 			return err
 		}
-		return txn.Set(kvKey(KVKey{Tenant: "acme", Space: SpaceCache, Key: "broken"}), []byte{9})
+		return txn.Set(kvKey(persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "broken"}), []byte{9})
 	}); err != nil {
 		t.Fatal(err)
 	}
 
 	stats, err := s.Sweep(ctx, now, func(string) time.Duration { return time.Hour })
-	if want := (SweepStats{Messages: 2, KVEntries: 1, Sessions: 1}); err != nil || stats != want {
+	if want := (persistence.SweepStats{Messages: 2, KVEntries: 1, Sessions: 1}); err != nil || stats != want {
 		t.Fatalf("Sweep = %+v, %v; want %+v (the healthy session and the expired entry)", stats, err, want)
 	}
 	if _, err := s.Page(ctx, damaged, 0, 10, time.Time{}); !errors.Is(err, errCorrupt) {

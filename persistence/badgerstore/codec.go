@@ -1,6 +1,8 @@
-package persistence
+package badgerstore
 
 import (
+	"github.com/parley-chat/parley/persistence"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,8 +11,8 @@ import (
 	"github.com/parley-chat/parley/internal/wire"
 )
 
-// Keys and values of BadgerStore; the layout is described at the top of
-// badger.go.
+// Keys and values of Store; the layout is described at the top of
+// store.go.
 
 // The first byte of every value names its format, so that a later encoding
 // can be told apart from an earlier one without rewriting stored data.
@@ -27,13 +29,13 @@ const (
 // errCorrupt reports a stored value this code cannot decode.
 var errCorrupt = errors.New("corrupt stored value")
 
-func sessionPrefix(k SessionKey) []byte {
+func sessionPrefix(k persistence.SessionKey) []byte {
 	return []byte(k.Tenant + ":s:" + k.Session + ":")
 }
 
-func metaKey(k SessionKey) []byte { return append(sessionPrefix(k), 'm') }
+func metaKey(k persistence.SessionKey) []byte { return append(sessionPrefix(k), 'm') }
 
-func messagePrefix(k SessionKey) []byte { return append(sessionPrefix(k), 'q', ':') }
+func messagePrefix(k persistence.SessionKey) []byte { return append(sessionPrefix(k), 'q', ':') }
 
 // messageKey returns prefix followed by seq in big-endian, in a new slice.
 func messageKey(prefix []byte, seq uint64) []byte {
@@ -42,7 +44,7 @@ func messageKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(key, seq)
 }
 
-func kvKey(k KVKey) []byte { return []byte(k.Tenant + ":k:" + k.Space + ":" + k.Key) }
+func kvKey(k persistence.KVKey) []byte { return []byte(k.Tenant + ":k:" + k.Space + ":" + k.Key) }
 
 func tenantPrefix(tenant string) []byte { return []byte(tenant + ":") }
 
@@ -54,18 +56,18 @@ func seqOf(prefix, key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(key[len(prefix):]), nil
 }
 
-func encodeMeta(m SessionMeta) []byte {
+func encodeMeta(m persistence.SessionMeta) []byte {
 	b := make([]byte, 0, 17)
 	b = append(b, formatV1)
 	b = binary.BigEndian.AppendUint64(b, m.LastSeq)
 	return binary.BigEndian.AppendUint64(b, m.FirstSeq)
 }
 
-func decodeMeta(b []byte) (SessionMeta, error) {
+func decodeMeta(b []byte) (persistence.SessionMeta, error) {
 	if len(b) != 17 || b[0] != formatV1 {
-		return SessionMeta{}, fmt.Errorf("%w: session meta of %d bytes", errCorrupt, len(b))
+		return persistence.SessionMeta{}, fmt.Errorf("%w: session meta of %d bytes", errCorrupt, len(b))
 	}
-	return SessionMeta{
+	return persistence.SessionMeta{
 		LastSeq:  binary.BigEndian.Uint64(b[1:9]),
 		FirstSeq: binary.BigEndian.Uint64(b[9:17]),
 	}, nil
@@ -73,7 +75,7 @@ func decodeMeta(b []byte) (SessionMeta, error) {
 
 // encodeMessage encodes everything but Seq, which the key carries, in
 // formatV2.
-func encodeMessage(m Message) []byte {
+func encodeMessage(m persistence.Message) []byte {
 	var e wire.Encoder
 	e.Grow(1 + len(m.ID) + len(m.Role) + len(m.Content) + len(m.IdempotencyKey) + 45)
 	e.Byte(formatV2)
@@ -89,14 +91,14 @@ func encodeMessage(m Message) []byte {
 // decodeMessage decodes a value written by encodeMessage, or by an earlier
 // version in formatV1. The strings it returns are copies, so b may be
 // reused by Badger afterwards.
-func decodeMessage(b []byte) (Message, error) {
+func decodeMessage(b []byte) (persistence.Message, error) {
 	if !isMessageFormat(b) {
-		return Message{}, fmt.Errorf("%w: message format", errCorrupt)
+		return persistence.Message{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
 	d := wire.NewDecoder(b[1:])
-	var m Message
+	var m persistence.Message
 	m.ID = d.String()
-	m.Role = Role(d.String())
+	m.Role = persistence.Role(d.String())
 	tokens := d.Varint()
 	m.CreatedAt = d.Time()
 	m.Content = d.String()
@@ -104,7 +106,7 @@ func decodeMessage(b []byte) (Message, error) {
 		m.IdempotencyKey = d.String()
 	}
 	if d.Finish() != nil {
-		return Message{}, fmt.Errorf("%w: message", errCorrupt)
+		return persistence.Message{}, fmt.Errorf("%w: message", errCorrupt)
 	}
 	m.TokenCount = int(tokens)
 	return m, nil

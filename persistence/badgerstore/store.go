@@ -1,4 +1,7 @@
-package persistence
+// Package badgerstore is the persistence.Store on one Badger v4 database: what
+// a node runs with --store local, and what every member of the replicated
+// store (persistence/raftstore) applies its log to.
+package badgerstore
 
 // # Badger key layout
 //
@@ -40,10 +43,12 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/parley-chat/parley/persistence"
 )
 
-// DefaultGCInterval is how often BadgerStore reclaims value-log space when
-// BadgerOptions.GCInterval is zero. Values above Badger's value threshold
+// DefaultGCInterval is how often Store reclaims value-log space when
+// Options.GCInterval is zero. Values above Badger's value threshold
 // (1 MiB) live in the value log, so Parley's small values rarely need it;
 // five minutes keeps the cost invisible.
 const DefaultGCInterval = 5 * time.Minute
@@ -83,9 +88,9 @@ var defaultLimits = batchLimits{
 // transaction that a concurrent Append or Put invalidated.
 const conflictRetries = 16
 
-// BadgerOptions configures OpenBadger. The zero value of every field but Dir
+// Options configures Open. The zero value of every field but Dir
 // is the production choice.
-type BadgerOptions struct {
+type Options struct {
 	// Dir is the data directory (--data-dir). It is created if missing and
 	// locked while the store is open. Required unless InMemory.
 	Dir string
@@ -110,19 +115,19 @@ type BadgerOptions struct {
 }
 
 // Validate reports the first field that makes o unusable.
-func (o BadgerOptions) Validate() error {
+func (o Options) Validate() error {
 	switch {
 	case o.InMemory && o.Dir != "":
-		return errors.New("persistence: BadgerOptions.Dir must be empty when InMemory is set")
+		return errors.New("persistence: Options.Dir must be empty when InMemory is set")
 	case !o.InMemory && o.Dir == "":
-		return errors.New("persistence: BadgerOptions.Dir is required unless InMemory is set")
+		return errors.New("persistence: Options.Dir is required unless InMemory is set")
 	case o.GCInterval < 0:
-		return fmt.Errorf("persistence: BadgerOptions.GCInterval is negative (%s)", o.GCInterval)
+		return fmt.Errorf("persistence: Options.GCInterval is negative (%s)", o.GCInterval)
 	}
 	return nil
 }
 
-// BadgerStore is the Store of a single node: one Badger DB holding every
+// Store is the Store of a single node: one Badger DB holding every
 // tenant's sessions and KV entries. It is safe for concurrent use.
 //
 // Conditional appends rest on Badger's optimistic transactions: every write
@@ -130,7 +135,7 @@ func (o BadgerOptions) Validate() error {
 // transaction, so of two transactions that both saw the same LastSeq only the
 // first to commit succeeds; the other gets badger.ErrConflict, which the
 // store reports as ErrSequenceConflict.
-type BadgerStore struct {
+type Store struct {
 	db  *badger.DB
 	log *slog.Logger
 
@@ -150,12 +155,12 @@ type BadgerStore struct {
 	appendRaced func()
 }
 
-var _ Store = (*BadgerStore)(nil)
+var _ persistence.Store = (*Store)(nil)
 
-// OpenBadger opens (creating if needed) the Badger DB described by opts and
+// Open opens (creating if needed) the Badger DB described by opts and
 // starts its value-log GC loop. A data directory already open in another
 // process (or in this one) is refused with an error that says so.
-func OpenBadger(opts BadgerOptions) (*BadgerStore, error) {
+func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -182,7 +187,7 @@ func OpenBadger(opts BadgerOptions) (*BadgerStore, error) {
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
 
-	s := &BadgerStore{
+	s := &Store{
 		db:      db,
 		log:     logger,
 		limits:  defaultLimits,
@@ -201,7 +206,7 @@ func OpenBadger(opts BadgerOptions) (*BadgerStore, error) {
 // Close stops the GC loop and closes the DB, waiting for running calls to
 // finish first. It is safe to call more than once; later calls return nil.
 // Every other method returns ErrClosed afterwards.
-func (s *BadgerStore) Close() error {
+func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -220,20 +225,20 @@ func (s *BadgerStore) Close() error {
 
 // enter checks ctx and the closed flag and holds the store open until the
 // returned release is called.
-func (s *BadgerStore) enter(ctx context.Context) (release func(), err error) {
+func (s *Store) enter(ctx context.Context) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, ErrClosed
+		return nil, persistence.ErrClosed
 	}
 	return s.mu.RUnlock, nil
 }
 
 // gcLoop runs value-log GC every interval until Close.
-func (s *BadgerStore) gcLoop(interval time.Duration) {
+func (s *Store) gcLoop(interval time.Duration) {
 	defer close(s.gcDone)
 	CollectValueLogs(s.db, interval, s.stop, s.log, s.afterGC)
 }
@@ -281,10 +286,10 @@ func collectValueLog(db *badger.DB, stop <-chan struct{}, logger *slog.Logger) {
 	}
 }
 
-// BadgerLogger routes Badger's printf-style logger into slog, for every
+// Logger routes Badger's printf-style logger into slog, for every
 // Badger DB Parley opens. Badger logs every table opened and every
 // compaction at Info; those become Debug so that a healthy node is quiet.
-func BadgerLogger(logger *slog.Logger) badger.Logger { return badgerLogger{logger} }
+func Logger(logger *slog.Logger) badger.Logger { return badgerLogger{logger} }
 
 type badgerLogger struct{ logger *slog.Logger }
 

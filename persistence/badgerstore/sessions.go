@@ -1,6 +1,8 @@
-package persistence
+package badgerstore
 
 import (
+	"github.com/parley-chat/parley/persistence"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,23 +18,23 @@ import (
 const maxPageLimit = 1000
 
 // Meta implements SessionStore.
-func (s *BadgerStore) Meta(ctx context.Context, key SessionKey) (SessionMeta, error) {
-	if err := validateSessionKey(key); err != nil {
-		return SessionMeta{}, err
+func (s *Store) Meta(ctx context.Context, key persistence.SessionKey) (persistence.SessionMeta, error) {
+	if err := persistence.ValidateSessionKey(key); err != nil {
+		return persistence.SessionMeta{}, err
 	}
 	release, err := s.enter(ctx)
 	if err != nil {
-		return SessionMeta{}, err
+		return persistence.SessionMeta{}, err
 	}
 	defer release()
 
-	var meta SessionMeta
+	var meta persistence.SessionMeta
 	err = s.db.View(func(txn *badger.Txn) error {
 		meta, _, err = readMeta(txn, metaKey(key))
 		return err
 	})
 	if err != nil {
-		return SessionMeta{}, fmt.Errorf("read meta of session %s: %w", sessionName(key), err)
+		return persistence.SessionMeta{}, fmt.Errorf("read meta of session %s: %w", sessionName(key), err)
 	}
 	return meta, nil
 }
@@ -41,28 +43,28 @@ func (s *BadgerStore) Meta(ctx context.Context, key SessionKey) (SessionMeta, er
 // messages, the MaxMessages trim and the new meta) is one Badger transaction.
 // At most batchLimits.trimPerAppend old messages are trimmed per call (see
 // its comment).
-func (s *BadgerStore) Append(ctx context.Context, key SessionKey, expectedLast uint64, msgs []Message, opts AppendOptions) (SessionMeta, error) {
-	if err := validateSessionKey(key); err != nil {
-		return SessionMeta{}, err
+func (s *Store) Append(ctx context.Context, key persistence.SessionKey, expectedLast uint64, msgs []persistence.Message, opts persistence.AppendOptions) (persistence.SessionMeta, error) {
+	if err := persistence.ValidateSessionKey(key); err != nil {
+		return persistence.SessionMeta{}, err
 	}
 	if err := checkAppend(expectedLast, msgs, opts); err != nil {
-		return SessionMeta{}, fmt.Errorf("append to session %s: %w", sessionName(key), err)
+		return persistence.SessionMeta{}, fmt.Errorf("append to session %s: %w", sessionName(key), err)
 	}
 	release, err := s.enter(ctx)
 	if err != nil {
-		return SessionMeta{}, err
+		return persistence.SessionMeta{}, err
 	}
 	defer release()
 
 	mkey, prefix := metaKey(key), messagePrefix(key)
-	var next SessionMeta
+	var next persistence.SessionMeta
 	err = s.db.Update(func(txn *badger.Txn) error {
 		cur, _, err := readMeta(txn, mkey)
 		if err != nil {
 			return err
 		}
 		if cur.LastSeq != expectedLast {
-			return fmt.Errorf("%w: last sequence is %d, expected %d", ErrSequenceConflict, cur.LastSeq, expectedLast)
+			return fmt.Errorf("%w: last sequence is %d, expected %d", persistence.ErrSequenceConflict, cur.LastSeq, expectedLast)
 		}
 		if s.appendRaced != nil {
 			s.appendRaced()
@@ -72,7 +74,7 @@ func (s *BadgerStore) Append(ctx context.Context, key SessionKey, expectedLast u
 				return err
 			}
 		}
-		next = SessionMeta{LastSeq: msgs[len(msgs)-1].Seq, FirstSeq: cur.FirstSeq}
+		next = persistence.SessionMeta{LastSeq: msgs[len(msgs)-1].Seq, FirstSeq: cur.FirstSeq}
 		if next.FirstSeq == 0 {
 			next.FirstSeq = msgs[0].Seq
 		}
@@ -93,10 +95,10 @@ func (s *BadgerStore) Append(ctx context.Context, key SessionKey, expectedLast u
 	})
 	if errors.Is(err, badger.ErrConflict) {
 		// Another transaction changed the meta after this one read it.
-		err = fmt.Errorf("%w: concurrent append", ErrSequenceConflict)
+		err = fmt.Errorf("%w: concurrent append", persistence.ErrSequenceConflict)
 	}
 	if err != nil {
-		return SessionMeta{}, fmt.Errorf("append to session %s: %w", sessionName(key), err)
+		return persistence.SessionMeta{}, fmt.Errorf("append to session %s: %w", sessionName(key), err)
 	}
 	return next, nil
 }
@@ -104,7 +106,7 @@ func (s *BadgerStore) Append(ctx context.Context, key SessionKey, expectedLast u
 // checkAppend refuses an append that could break the session's gapless
 // numbering. These are the caller's bugs, not conflicts, so they are not
 // ErrSequenceConflict: retrying would not help.
-func checkAppend(expectedLast uint64, msgs []Message, opts AppendOptions) error {
+func checkAppend(expectedLast uint64, msgs []persistence.Message, opts persistence.AppendOptions) error {
 	if len(msgs) == 0 {
 		return errors.New("no messages to append")
 	}
@@ -126,8 +128,8 @@ func checkAppend(expectedLast uint64, msgs []Message, opts AppendOptions) error 
 // non-decreasing CreatedAt order (they carry their grain's clock reading at
 // append time), so the scan stops at the first message created before
 // notBefore instead of walking the expired rest of the session.
-func (s *BadgerStore) Page(ctx context.Context, key SessionKey, before uint64, limit int, notBefore time.Time) ([]Message, error) {
-	if err := validateSessionKey(key); err != nil {
+func (s *Store) Page(ctx context.Context, key persistence.SessionKey, before uint64, limit int, notBefore time.Time) ([]persistence.Message, error) {
+	if err := persistence.ValidateSessionKey(key); err != nil {
 		return nil, err
 	}
 	release, err := s.enter(ctx)
@@ -138,7 +140,7 @@ func (s *BadgerStore) Page(ctx context.Context, key SessionKey, before uint64, l
 
 	limit = min(max(limit, 1), maxPageLimit)
 	if before == 1 {
-		return []Message{}, nil // no sequence is below 1
+		return []persistence.Message{}, nil // no sequence is below 1
 	}
 	// A reverse Seek lands on the largest key <= its argument, so seek to
 	// the newest sequence wanted, not to before itself.
@@ -148,7 +150,7 @@ func (s *BadgerStore) Page(ctx context.Context, key SessionKey, before uint64, l
 	}
 
 	prefix := messagePrefix(key)
-	out := make([]Message, 0, min(limit, 128))
+	out := make([]persistence.Message, 0, min(limit, 128))
 	err = s.db.View(func(txn *badger.Txn) error {
 		// Values are read in place, not prefetched: Badger prefetches each
 		// value on a goroutine of its own, which costs more than reading
@@ -161,7 +163,7 @@ func (s *BadgerStore) Page(ctx context.Context, key SessionKey, before uint64, l
 			if err != nil {
 				return err
 			}
-			var m Message
+			var m persistence.Message
 			if err := item.Value(func(v []byte) error {
 				m, err = decodeMessage(v)
 				return err
@@ -189,8 +191,8 @@ func (s *BadgerStore) Page(ctx context.Context, key SessionKey, before uint64, l
 // a message appended before the meta is gone is deleted with the rest. If
 // appends keep winning for conflictRetries attempts, DeleteSession gives up
 // with ErrSequenceConflict and may be called again.
-func (s *BadgerStore) DeleteSession(ctx context.Context, key SessionKey) error {
-	if err := validateSessionKey(key); err != nil {
+func (s *Store) DeleteSession(ctx context.Context, key persistence.SessionKey) error {
+	if err := persistence.ValidateSessionKey(key); err != nil {
 		return err
 	}
 	release, err := s.enter(ctx)
@@ -235,14 +237,14 @@ func (s *BadgerStore) DeleteSession(ctx context.Context, key SessionKey) error {
 // a conflict with a concurrent writer, up to conflictRetries times. fn must
 // start from scratch on every call. A conflict that outlasts the retries is
 // reported as ErrSequenceConflict: some writer kept getting there first.
-func (s *BadgerStore) updateRetrying(fn func(txn *badger.Txn) error) error {
+func (s *Store) updateRetrying(fn func(txn *badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
 		if attempt == conflictRetries {
-			return fmt.Errorf("%w: %d transaction conflicts in a row", ErrSequenceConflict, attempt+1)
+			return fmt.Errorf("%w: %d transaction conflicts in a row", persistence.ErrSequenceConflict, attempt+1)
 		}
 	}
 }
@@ -250,15 +252,15 @@ func (s *BadgerStore) updateRetrying(fn func(txn *badger.Txn) error) error {
 // readMeta returns the session meta stored at key, and whether there is one.
 // Reading it inside an update transaction is what makes that transaction
 // conflict with any concurrent write to the session.
-func readMeta(txn *badger.Txn, key []byte) (SessionMeta, bool, error) {
+func readMeta(txn *badger.Txn, key []byte) (persistence.SessionMeta, bool, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return SessionMeta{}, false, nil
+		return persistence.SessionMeta{}, false, nil
 	}
 	if err != nil {
-		return SessionMeta{}, false, err
+		return persistence.SessionMeta{}, false, err
 	}
-	var meta SessionMeta
+	var meta persistence.SessionMeta
 	err = item.Value(func(v []byte) error {
 		meta, err = decodeMeta(v)
 		return err
@@ -279,4 +281,4 @@ func collectKeys(txn *badger.Txn, prefix []byte, n int) [][]byte {
 
 // sessionName is the session's grain identity, tenant:session, for errors
 // and logs.
-func sessionName(k SessionKey) string { return k.Tenant + ":" + k.Session }
+func sessionName(k persistence.SessionKey) string { return k.Tenant + ":" + k.Session }

@@ -1,20 +1,20 @@
-package persistence
+package badgerstore
 
-// Hooks into BadgerStore for the external tests in badger_test.go.
+// Hooks into Store for the external tests in store_test.go.
 
-// OpenBadgerWithGCHook is OpenBadger with afterGC called after every GC
+// OpenWithGCHook is Open with afterGC called after every GC
 // round, so a test can wait for the loop to run instead of sleeping.
-func OpenBadgerWithGCHook(opts BadgerOptions, afterGC func()) (*BadgerStore, error) {
+func OpenWithGCHook(opts Options, afterGC func()) (*Store, error) {
 	opts.afterGC = afterGC
-	return OpenBadger(opts)
+	return Open(opts)
 }
 
 // GCLoopDone is closed once the GC loop has returned.
-func (s *BadgerStore) GCLoopDone() <-chan struct{} { return s.gcDone }
+func (s *Store) GCLoopDone() <-chan struct{} { return s.gcDone }
 
 // SetBatchLimits shrinks the store's transaction bounds so a test reaches
 // the batch boundaries with little data. Call it before using the store.
-func (s *BadgerStore) SetBatchLimits(deleteBatch, trimPerAppend, sweepScanChunk int) {
+func (s *Store) SetBatchLimits(deleteBatch, trimPerAppend, sweepScanChunk int) {
 	s.limits = batchLimits{
 		deleteBatch:    deleteBatch,
 		trimPerAppend:  uint64(trimPerAppend),
@@ -24,4 +24,4 @@ func (s *BadgerStore) SetBatchLimits(deleteBatch, trimPerAppend, sweepScanChunk 
 
 // SetAppendRaced makes f run inside every Append transaction, after its
 // LastSeq check and before its commit. Call it before using the store.
-func (s *BadgerStore) SetAppendRaced(f func()) { s.appendRaced = f }
+func (s *Store) SetAppendRaced(f func()) { s.appendRaced = f }
