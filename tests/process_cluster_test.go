@@ -3,9 +3,8 @@
 package tests
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"syscall"
 	"testing"
@@ -14,46 +13,16 @@ import (
 	"github.com/parley-chat/parley/actors/testkit"
 )
 
-type readyz struct {
-	Status  string `json:"status"`
-	Members []struct {
-		Name string `json:"name"`
-	} `json:"members"`
-}
-
-// memberNames asks node's /readyz who is in the cluster; an error unless
-// the node answers 200.
-func memberNames(p *process) ([]string, error) {
-	resp, err := http.Get(p.url("/readyz"))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body readyz
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("%s /readyz: %w", p.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s /readyz: %d", p.name, resp.StatusCode)
-	}
-	var names []string
-	for _, m := range body.Members {
-		names = append(names, m.Name)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
 func waitMembers(t *testing.T, nodes []*process, want []string) {
 	t.Helper()
 	for _, p := range nodes {
 		testkit.Eventually(t, 20*time.Second, func() error {
-			got, err := memberNames(p)
+			r, err := p.Readyz(context.Background())
 			if err != nil {
 				return err
 			}
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("%s sees %v, want %v", p.name, got, want)
+			if !slices.Equal(r.Members, want) {
+				return fmt.Errorf("%s sees %v, want %v", p.Name, r.Members, want)
 			}
 			return nil
 		})
@@ -61,28 +30,24 @@ func waitMembers(t *testing.T, nodes []*process, want []string) {
 }
 
 func TestThreeProcessesSurviveSIGKILLOfOne(t *testing.T) {
-	bin := buildParley(t)
-	nodes := startCluster(t, bin, 3)
+	nodes := startCluster(t, 3, nil)
 	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
 
 	killed := time.Now()
-	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	kill(t, nodes[2])
 	waitMembers(t, nodes[:2], []string{"node1", "node2"})
 	t.Logf("survivors agreed on membership %s after SIGKILL", time.Since(killed).Round(10*time.Millisecond))
 }
 
 func TestSIGTERMLeavesGracefullyAndExitsZero(t *testing.T) {
-	bin := buildParley(t)
-	nodes := startCluster(t, bin, 2)
+	nodes := startCluster(t, 2, nil)
 	waitMembers(t, nodes, []string{"node1", "node2"})
 
-	if err := nodes[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := nodes[1].Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := nodes[1].wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("node2 exited %d after SIGTERM, want 0; log:\n%s", code, nodes[1].log.String())
+	if code := waitExit(t, nodes[1], 30*time.Second); code != 0 {
+		t.Fatalf("node2 exited %d after SIGTERM, want 0; log:\n%s", code, nodes[1].Log())
 	}
 	waitMembers(t, nodes[:1], []string{"node1"})
 }

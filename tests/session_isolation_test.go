@@ -196,19 +196,15 @@ func TestRestartedNodeServesTheSameHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		cfg := testkit.TestConfig(0)
-		cfg.Logger = testkit.NewLogger(t)
-		kind, err := session.NewKind(session.Config{Store: store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Kinds = append(cfg.Kinds, kind)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = node.Leave(context.Background()) }()
-		testkit.Eventually(t, 10*time.Second, node.Ready)
+		c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+			kind, err := session.NewKind(session.Config{Store: store, Logger: cfg.Logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Kinds = append(cfg.Kinds, kind)
+		}))
+		defer c.StopNode(0)
+		node := c.Node(0)
 		if write {
 			for i := range 3 {
 				appendMsg(t, node, "acme", sessionID, fmt.Sprintf("acme %d", i))
