@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +41,10 @@ type Config struct {
 	Cache *cache.Client
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed for
+	// the client address (RealIP). None by default: the socket peer is the
+	// client.
+	TrustedProxies []netip.Prefix
 	// Metrics are served at /metrics; NewMetrics() when nil.
 	Metrics *Metrics
 	// MaxBodyBytes bounds request bodies (413 above). Default 64 KiB.
@@ -110,9 +115,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg}
 	r := chi.NewRouter()
-	// The order is the contract's: recover, trace id, access log, body
-	// limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog)
+	// The order is the contract's: recover, trace id, client address,
+	// access log, body limit, tenant auth, rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
