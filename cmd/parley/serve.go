@@ -194,6 +194,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Cache:          cacheClient,
 		RateLimiter:    edge.NewRateLimiter(limiter),
 		TrustedProxies: cfg.TrustedProxies,
+		Heartbeat:      cfg.Heartbeat,
 		Logger:         logger.With("component", "http"),
 	})
 	if err != nil {
