@@ -39,6 +39,8 @@ type api struct {
 	node   *cluster.Node
 	grains *countingGrains
 	gate   *gatedModel
+	// cacheClock is the time of the cache grains (TTLs), a fake clock.
+	cacheClock *testkit.FakeClock
 }
 
 // countingGrains passes calls to the node and counts them.
@@ -78,13 +80,13 @@ func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(st
 func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	t.Helper()
 	store := testkit.OpenStore(t, "")
-	a := &api{t: t, gate: &gatedModel{}}
+	a := &api{t: t, gate: &gatedModel{}, cacheClock: testkit.NewFakeClock(time.Time{})}
 	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
 		kind, err := session.NewKind(session.Config{Store: store, Model: a.gate, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: cfg.Logger})
+		cacheKind, err := cache.NewKind(cache.Config{Store: store, Clock: a.cacheClock, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
