@@ -39,20 +39,30 @@ func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*persistence.Badge
 
 func call(t *testing.T, n *cluster.Node, tenant, sessionID string, msg any) any {
 	t.Helper()
-	identity, err := session.Identity(tenant, sessionID)
+	res, err := tryCall(n, tenant, sessionID, msg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return res
+}
+
+// tryCall is call for a goroutine other than the test's: it returns what
+// went wrong instead of failing the test.
+func tryCall(n *cluster.Node, tenant, sessionID string, msg any) (any, error) {
+	identity, err := session.Identity(tenant, sessionID)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := n.Request(ctx, identity, session.Kind, msg)
 	if err != nil {
-		t.Fatalf("%s %T: %v", identity, msg, err)
+		return nil, fmt.Errorf("%s %T: %w", identity, msg, err)
 	}
 	if f, ok := res.(*session.Failure); ok {
-		t.Fatalf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
+		return nil, fmt.Errorf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
 	}
-	return res
+	return res, nil
 }
 
 func appendMsg(t *testing.T, n *cluster.Node, tenant, sessionID, content string) *session.Message {
@@ -160,16 +170,24 @@ func TestConcurrentAppendsFromEveryNodeGetOneGaplessSequence(t *testing.T) {
 	sessionID := uuid.NewString()
 	const perNode = 30
 	var wg sync.WaitGroup
+	errs := make(chan error, 3*perNode)
 	for _, n := range c.Nodes() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range perNode {
-				appendMsg(t, n, "acme", sessionID, fmt.Sprintf("%s-%d", n.Name(), i))
+				if _, err := tryCall(n, "acme", sessionID, &session.Append{Role: "user", Content: fmt.Sprintf("%s-%d", n.Name(), i)}); err != nil {
+					errs <- err
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("append: %v", err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 
 	msgs := history(t, c.Node(0), "acme", sessionID)
 	if len(msgs) != 3*perNode {

@@ -614,9 +614,25 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	sid := uuid.NewString()
 	streamed := a.chat(acmeKey, sid, "one", true)
 	a.gate.next <- struct{}{}
-	whole := make(chan *http.Response, 1)
+	// The second chat runs on a goroutine of its own, which must not
+	// fail the test: it hands its answer, or its error, back.
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	whole := make(chan answer, 1)
 	other := uuid.NewString()
-	go func() { whole <- a.chat(acmeKey, other, "two", false) }()
+	go func() {
+		req, err := http.NewRequest("POST", a.url+"/chat", strings.NewReader(fmt.Sprintf(`{"sessionId": %q, "message": "two", "stream": false}`, other)))
+		if err != nil {
+			whole <- answer{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+acmeKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		whole <- answer{resp, err}
+	}()
 	testkit.Eventually(t, 10*time.Second, func() error {
 		if h := a.history(acmeKey, other, ""); len(h.Messages) != 1 {
 			return fmt.Errorf("second chat not started")
@@ -641,7 +657,12 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable {
 		t.Fatalf("error event %q (%v)", last.Data, err)
 	}
-	resp := <-whole
+	ans := <-whole
+	if ans.err != nil {
+		t.Fatalf("stream false: %v", ans.err)
+	}
+	resp := ans.resp
+	t.Cleanup(func() { _ = resp.Body.Close() })
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || errorBody(t, resp).Error.Code != edge.CodeUnavailable {
 		t.Fatalf("stream false: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
