@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/parley-chat/parley/actors/testkit"
 )
 
@@ -30,13 +32,46 @@ func waitMembers(t *testing.T, nodes []*process, want []string) {
 }
 
 func TestThreeProcessesSurviveSIGKILLOfOne(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
+	nodes := replicatedCluster(t)
 	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
+	sessions := make([]string, 12) // spread over every node's grains
+	for i := range sessions {
+		sessions[i] = uuid.NewString()
+		if res, detail := chatOnce(nodes[i%3], sessions[i], "before", false, "before-"+sessions[i]); res != acked {
+			t.Fatalf("chat before the kill: %s", detail)
+		}
+	}
 
 	killed := time.Now()
 	kill(t, nodes[2])
 	waitMembers(t, nodes[:2], []string{"node1", "node2"})
 	t.Logf("survivors agreed on membership %s after SIGKILL", time.Since(killed).Round(10*time.Millisecond))
+
+	// Both survivors serve every session again, those whose grains were
+	// on the killed node included: a chat is acknowledged (the same
+	// Idempotency-Key while refused) and the history holds both messages.
+	for i, sid := range sessions {
+		via := nodes[i%2]
+		testkit.Eventually(t, 20*time.Second, func() error {
+			if res, detail := chatOnce(via, sid, "after", false, "after-"+sid); res != acked {
+				return fmt.Errorf("chat via %s after the kill: %v %s", via.Name, res, detail)
+			}
+			return nil
+		})
+		got, err := fullHistory(via, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, m := range got {
+			if m.Role == "user" {
+				users = append(users, m.Content)
+			}
+		}
+		if !slices.Equal(users, []string{"before", "after"}) {
+			t.Fatalf("session %s via %s holds user messages %v, want [before after]", sid, via.Name, users)
+		}
+	}
 }
 
 func TestSIGTERMLeavesGracefullyAndExitsZero(t *testing.T) {
