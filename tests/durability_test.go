@@ -75,8 +75,14 @@ func waitVoters(t *testing.T, nodes []*process, want []string) {
 const (
 	loadSessions = 300
 	loadWorkers  = 30 // each owns loadSessions/loadWorkers sessions
-	beforeKill   = 2 * time.Second
-	afterKill    = 6 * time.Second
+	// The load runs until this many requests are acknowledged before the
+	// kill, and this many more after it: a slow machine writes longer,
+	// never checks less.
+	ackedBeforeKill = loadSessions
+	ackedAfterKill  = loadSessions
+	// phaseTimeout bounds each phase; only a cluster that stopped
+	// acknowledging reaches it.
+	phaseTimeout = 90 * time.Second
 	// clientTimeout bounds every request of the run: the edge's deadline
 	// for a grain call is 5 s, so a request that takes this long hung.
 	clientTimeout = 10 * time.Second
@@ -199,6 +205,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		counts   = map[loadResult]int{}
 		problems []string
 		retries  int           // requests that were a retry of a refused one
+		afterAck int           // acknowledged after the kill
 		longest  time.Duration // of any request not cut off with the killed edge
 		killed   atomic.Bool
 	)
@@ -240,6 +247,9 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 					switch res {
 					case acked:
 						ackedMsg[sid] = append(ackedMsg[sid], msg)
+						if killed.Load() {
+							afterAck++
+						}
 					case unexpectedly:
 						problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.Name, detail))
 					}
@@ -257,7 +267,19 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		})
 	}
 
-	time.Sleep(beforeKill)
+	// untilAcked waits until n (of the counter read) are acknowledged.
+	untilAcked := func(phase string, n int, read func() int) {
+		t.Helper()
+		testkit.Eventually(t, phaseTimeout, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if got := read(); got < n {
+				return fmt.Errorf("%s: %d of %d requests acknowledged", phase, got, n)
+			}
+			return nil
+		})
+	}
+	untilAcked("before the kill", ackedBeforeKill, func() int { return counts[acked] })
 	kill(t, victim)
 	killedAt := time.Now()
 	killed.Store(true)
@@ -293,7 +315,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	}
 	t.Logf("every one of %d sessions served again through the survivors %s after the SIGKILL (target 5 s)", loadSessions, reserved.Round(10*time.Millisecond))
 
-	time.Sleep(afterKill - time.Since(killedAt))
+	untilAcked("after the kill", ackedAfterKill, func() int { return afterAck })
 	close(stop)
 	wg.Wait()
 	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge, %d of them retries with the same Idempotency-Key",
@@ -302,7 +324,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
 	}
-	if counts[acked] < loadSessions {
+	if counts[acked] < ackedBeforeKill+ackedAfterKill {
 		t.Fatalf("only %d requests acknowledged", counts[acked])
 	}
 
@@ -379,13 +401,31 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedCluster(t)
 	ackedMsgs := map[string][]string{}
+	// write sends n messages, each until it is acknowledged: a refusal
+	// (503 with Retry-After, while a session's grain moves) is retried with
+	// the same Idempotency-Key; any other answer fails the test. Every
+	// phase thus checks all n messages, never fewer.
 	write := func(round int, via []*process, n int) {
+		t.Helper()
 		for i := range n {
 			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
 			msg := fmt.Sprintf("round %d message %d", round, i)
-			if res, _ := chatOnce(via[i%len(via)], sid, msg, false, ""); res == acked {
-				ackedMsgs[sid] = append(ackedMsgs[sid], msg)
-			}
+			key := fmt.Sprintf("r%d-m%d", round, i)
+			tries := 0
+			testkit.Eventually(t, 30*time.Second, func() error {
+				p := via[(i+tries)%len(via)]
+				tries++
+				switch res, detail := chatOnce(p, sid, msg, false, key); res {
+				case acked:
+					return nil
+				case refused:
+					return fmt.Errorf("%q via %s refused", msg, p.Name)
+				default:
+					t.Fatalf("%q via %s: %s, want 200 or 503 with Retry-After", msg, p.Name, detail)
+					return nil
+				}
+			})
+			ackedMsgs[sid] = append(ackedMsgs[sid], msg)
 		}
 	}
 	write(1, nodes, 12)

@@ -2,9 +2,14 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -242,7 +248,80 @@ func TestRestartedNodeServesTheSameHistory(t *testing.T) {
 	}
 }
 
+// TestHostileSessionIdentitiesAreRefusedBeforeAnyGrain sends hostile
+// session ids through the HTTP edge (in the body of POST /chat, in the
+// path of history, delete and stop) and checks that each is a 4xx and
+// that no grain of any kind was activated, then that a good id does
+// activate one (so the count can see it). The identity constructor itself
+// refuses hostile tenants too.
 func TestHostileSessionIdentitiesAreRefusedBeforeAnyGrain(t *testing.T) {
+	var activations atomic.Int64
+	store := testkit.OpenStore(t, "")
+	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+		kind, err := session.NewKind(session.Config{Store: store, Logger: cfg.Logger, OnActivate: func() { activations.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Kinds = append(cfg.Kinds, kind)
+	}))
+	node := c.Node(0)
+	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: limitRegistry(t), Grains: node,
+		System: node.System(), Logger: testkit.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	send := func(method, path, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer other-key")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	for _, hostile := range []string{
+		"../../etc/passwd",
+		"acme:" + uuid.NewString(),
+		// (An upper-case UUID is not hostile over HTTP: the edge reads
+		// ids case-insensitively, as the same session.)
+		uuid.NewString() + "\x00",
+		uuid.NewString() + ":ratelimit:ip:1.2.3.4",
+		"",
+		strings.Repeat("a", 4096),
+	} {
+		body, _ := json.Marshal(map[string]any{"sessionId": hostile, "message": "hi", "stream": false})
+		if got := send("POST", "/chat", string(body)); got < 400 || got > 499 {
+			t.Errorf("POST /chat with sessionId %q: %d, want 4xx", hostile, got)
+		}
+		escaped := url.PathEscape(hostile)
+		for _, r := range []struct{ method, path string }{
+			{"GET", "/chat/" + escaped + "/history"},
+			{"DELETE", "/chat/" + escaped},
+		} {
+			if got := send(r.method, r.path, ""); got < 400 || got > 499 {
+				t.Errorf("%s %s: %d, want 4xx", r.method, r.path, got)
+			}
+		}
+	}
+	if n := activations.Load(); n != 0 {
+		t.Fatalf("%d grains activated by hostile ids", n)
+	}
+	if got := send("GET", "/chat/"+uuid.NewString()+"/history", ""); got != 200 {
+		t.Fatalf("a good id: %d", got)
+	}
+	if n := activations.Load(); n != 1 {
+		t.Fatalf("a good id activated %d grains, want 1", n)
+	}
+
 	for _, tc := range []struct{ tenant, session string }{
 		{"acme", "../../etc/passwd"},
 		{"acme:globex", uuid.NewString()},
