@@ -57,13 +57,18 @@ type Config struct {
 	// StreamBuffer bounds the events waiting for a slow client; past it
 	// the stream ends with an error. Default 256.
 	StreamBuffer int
+	// SlowReaderGrace is how long a full stream buffer waits for its
+	// client before the stream is abandoned: long enough for a client that
+	// reads to take a burst (a replayed reply arrives all at once), short
+	// enough that one that stopped reading is let go. Default 1 s.
+	SlowReaderGrace time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256}
+	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256, SlowReaderGrace: time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamBuffer == 0 {
 		c.StreamBuffer = d.StreamBuffer
+	}
+	if c.SlowReaderGrace == 0 {
+		c.SlowReaderGrace = d.SlowReaderGrace
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
