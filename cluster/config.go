@@ -70,6 +70,7 @@ func DefaultConfig() Config {
 		NodeName:                "",                     // hostname-derived by the caller
 		GossipAddr:              "127.0.0.1:7946",       // memberlist's customary port
 		RemoteAddr:              "127.0.0.1:8090",       // Proto.Actor remote
+		HTTPAddr:                "127.0.0.1:8080",       // parley serve's HTTP edge; gossiped as given, never defaulted
 		JoinRetryMax:            2 * time.Second,        // seeds retried at least this often
 		ProbeInterval:           500 * time.Millisecond, // memberlist LAN: 1 s
 		ProbeTimeout:            200 * time.Millisecond, // memberlist LAN: 500 ms

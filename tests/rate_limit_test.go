@@ -98,7 +98,7 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 			t.Fatal(err)
 		}
 		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Grains: node, System: node.System(),
-			RateLimiter: edge.NewRateLimiter(limiter, opts.trusted), Logger: testkit.NewLogger(t)})
+			RateLimiter: edge.NewRateLimiter(limiter), TrustedProxies: opts.trusted, Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

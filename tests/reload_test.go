@@ -36,7 +36,7 @@ func writeTenantsFile(t *testing.T, path string, file any) {
 // historyStatus is GET /chat/{id}/history with key: the status and the
 // X-RateLimit-Limit it carries.
 func historyStatus(p *process, key string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodGet, p.url("/chat/5f0c6e3a-8d7b-4b1e-9a53-2f3b1c9d7e10/history"), nil)
+	req, _ := http.NewRequest(http.MethodGet, p.URL("/chat/5f0c6e3a-8d7b-4b1e-9a53-2f3b1c9d7e10/history"), nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -49,7 +49,7 @@ func historyStatus(p *process, key string) (int, string, error) {
 
 // reloadErrors reads parley_config_reload_errors_total from p's /metrics.
 func reloadErrors(p *process) (string, error) {
-	resp, err := http.Get(p.url("/metrics"))
+	resp, err := http.Get(p.URL("/metrics"))
 	if err != nil {
 		return "", err
 	}
@@ -63,11 +63,10 @@ func reloadErrors(p *process) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("%s: no parley_config_reload_errors_total in /metrics", p.name)
+	return "", fmt.Errorf("%s: no parley_config_reload_errors_total in /metrics", p.Name)
 }
 
 func TestSIGHUPReloadsTheTenantsFileOnEveryNode(t *testing.T) {
-	bin := buildParley(t)
 	path := filepath.Join(t.TempDir(), "tenants.json")
 	limits := func(perMinute int) tenants.RateLimit {
 		return tenants.RateLimit{PerMinute: perMinute, Burst: 1000,
@@ -79,7 +78,7 @@ func TestSIGHUPReloadsTheTenantsFileOnEveryNode(t *testing.T) {
 	}}
 	writeTenantsFile(t, path, tenants.File{Tenants: []tenants.Tenant{acme}})
 
-	nodes := startClusterWith(t, bin, 3, func(int) []string { return []string{"--tenants", path} })
+	nodes := startCluster(t, 3, func(int) []string { return []string{"--tenants", path} })
 	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
 	expect := func(what string, key string, wantStatus int, wantLimit string) {
 		t.Helper()
@@ -90,7 +89,7 @@ func TestSIGHUPReloadsTheTenantsFileOnEveryNode(t *testing.T) {
 					return err
 				}
 				if status != wantStatus || (wantLimit != "" && limit != wantLimit) {
-					return fmt.Errorf("%s on %s: status %d, X-RateLimit-Limit %q; want %d, %q", what, p.name, status, limit, wantStatus, wantLimit)
+					return fmt.Errorf("%s on %s: status %d, X-RateLimit-Limit %q; want %d, %q", what, p.Name, status, limit, wantStatus, wantLimit)
 				}
 				return nil
 			})
@@ -99,7 +98,7 @@ func TestSIGHUPReloadsTheTenantsFileOnEveryNode(t *testing.T) {
 	hangUp := func() {
 		t.Helper()
 		for _, p := range nodes {
-			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			if err := p.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -125,10 +124,10 @@ func TestSIGHUPReloadsTheTenantsFileOnEveryNode(t *testing.T) {
 	for _, p := range nodes {
 		testkit.Eventually(t, 10*time.Second, func() error {
 			if v, err := reloadErrors(p); err != nil || v != "1" {
-				return fmt.Errorf("%s: reload errors %q (%v), want 1", p.name, v, err)
+				return fmt.Errorf("%s: reload errors %q (%v), want 1", p.Name, v, err)
 			}
-			if !strings.Contains(p.log.String(), "tenants[0].id") {
-				return fmt.Errorf("%s: the log does not name tenants[0].id", p.name)
+			if !strings.Contains(p.Log(), "tenants[0].id") {
+				return fmt.Errorf("%s: the log does not name tenants[0].id", p.Name)
 			}
 			return nil
 		})

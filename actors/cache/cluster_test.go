@@ -173,20 +173,15 @@ func TestEntrySurvivesARestartWithItsExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		cfg := testkit.TestConfig(0)
-		cfg.Logger = testkit.NewLogger(t)
-		kind, err := cache.NewKind(cache.Config{Store: store, Clock: clk, Logger: cfg.Logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Kinds = append(cfg.Kinds, kind)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = node.Leave(context.Background()) }()
-		testkit.Eventually(t, 10*time.Second, node.Ready)
-		f(cache.NewClient(node))
+		c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+			kind, err := cache.NewKind(cache.Config{Store: store, Clock: clk, Logger: cfg.Logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Kinds = append(cfg.Kinds, kind)
+		}))
+		defer c.StopNode(0)
+		f(cache.NewClient(c.Node(0)))
 	}
 
 	var stored time.Time

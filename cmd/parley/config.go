@@ -10,6 +10,12 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // errHelp: -h was asked for and printed.
@@ -54,19 +60,19 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.NodeName, "node-name", "", "unique node name in the cluster (default: host name and gossip port)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "host:port the HTTP API listens on")
-	fs.StringVar(&c.GossipAddr, "gossip-addr", "127.0.0.1:7946", "IP:port for memberlist gossip (TCP and UDP)")
-	fs.StringVar(&c.RemoteAddr, "remote-addr", "127.0.0.1:8090", "IP:port for Proto.Actor remoting (gRPC)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", cluster.DefaultConfig().HTTPAddr, "host:port the HTTP API listens on")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", cluster.DefaultConfig().GossipAddr, "IP:port for memberlist gossip (TCP and UDP)")
+	fs.StringVar(&c.RemoteAddr, "remote-addr", cluster.DefaultConfig().RemoteAddr, "IP:port for Proto.Actor remoting (gRPC)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of seed nodes; retried until one answers")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of this node's Badger database")
 	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
-	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
-	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", 5*time.Minute, "passivate a chat session after this long without requests")
-	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE ': ping' comments while a stream is idle")
+	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", model.DefaultMock().TokenDelay, "delay between tokens of the mock model")
+	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
+	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Store, "store", storeReplicated, "session and cache storage: replicated (raft over every node, docs/durability.md) or local (this node's disk only)")
-	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", raftstore.DefaultConfig().BindAddr, "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")

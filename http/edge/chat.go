@@ -54,26 +54,21 @@ type chatResponse struct {
 
 // replyStream is the edge end of one reply: an actor on this node that
 // the session grain sends tokens to, feeding a bounded channel the
-// handler drains. When the channel stays full for slowReaderGrace (the
-// client reads slower than the model writes) the stream is abandoned,
+// handler drains. When the channel stays full for Config.SlowReaderGrace
+// (the client reads slower than the model writes) the stream is abandoned,
 // never buffered without bound.
 type replyStream struct {
 	pid      *actor.PID
 	events   chan any
 	overflow chan struct{}
+	grace    time.Duration
 }
-
-// slowReaderGrace is how long a full stream buffer waits for its client
-// before the stream is abandoned: long enough for a client that reads to
-// take a burst (a replayed reply arrives all at once), short enough that
-// one that stopped reading is let go.
-const slowReaderGrace = time.Second
 
 // openStream starts the actor a reply is sent to. With tokens false (a
 // stream:false request) only the first token is kept, for the
 // time-to-first-token figure: the reply's text comes whole in ReplyDone.
 func (s *server) openStream(tokens bool) *replyStream {
-	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{})}
+	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{}), grace: s.cfg.SlowReaderGrace}
 	sawToken := false
 	props := actor.PropsFromFunc(func(c actor.Context) {
 		switch m := c.Message().(type) {
@@ -91,7 +86,7 @@ func (s *server) openStream(tokens bool) *replyStream {
 	return rs
 }
 
-// put queues ev for the handler, waiting up to slowReaderGrace for room;
+// put queues ev for the handler, waiting up to rs.grace for room;
 // after that the stream is abandoned and later events are dropped. It
 // runs on the stream's own actor, so waiting delays nothing else.
 func (rs *replyStream) put(ev any) {
@@ -102,7 +97,7 @@ func (rs *replyStream) put(ev any) {
 		return
 	default:
 	}
-	timer := time.NewTimer(slowReaderGrace)
+	timer := time.NewTimer(rs.grace)
 	defer timer.Stop()
 	select {
 	case rs.events <- ev:

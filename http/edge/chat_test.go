@@ -39,6 +39,8 @@ type api struct {
 	node   *cluster.Node
 	grains *countingGrains
 	gate   *gatedModel
+	// cacheClock is the time of the cache grains (TTLs), a fake clock.
+	cacheClock *testkit.FakeClock
 }
 
 // countingGrains passes calls to the node and counts them.
@@ -78,13 +80,13 @@ func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(st
 func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	t.Helper()
 	store := testkit.OpenStore(t, "")
-	a := &api{t: t, gate: &gatedModel{}}
+	a := &api{t: t, gate: &gatedModel{}, cacheClock: testkit.NewFakeClock(time.Time{})}
 	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
 		kind, err := session.NewKind(session.Config{Store: store, Model: a.gate, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: cfg.Logger})
+		cacheKind, err := cache.NewKind(cache.Config{Store: store, Clock: a.cacheClock, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -612,9 +614,25 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	sid := uuid.NewString()
 	streamed := a.chat(acmeKey, sid, "one", true)
 	a.gate.next <- struct{}{}
-	whole := make(chan *http.Response, 1)
+	// The second chat runs on a goroutine of its own, which must not
+	// fail the test: it hands its answer, or its error, back.
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	whole := make(chan answer, 1)
 	other := uuid.NewString()
-	go func() { whole <- a.chat(acmeKey, other, "two", false) }()
+	go func() {
+		req, err := http.NewRequest("POST", a.url+"/chat", strings.NewReader(fmt.Sprintf(`{"sessionId": %q, "message": "two", "stream": false}`, other)))
+		if err != nil {
+			whole <- answer{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+acmeKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		whole <- answer{resp, err}
+	}()
 	testkit.Eventually(t, 10*time.Second, func() error {
 		if h := a.history(acmeKey, other, ""); len(h.Messages) != 1 {
 			return fmt.Errorf("second chat not started")
@@ -639,7 +657,12 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable {
 		t.Fatalf("error event %q (%v)", last.Data, err)
 	}
-	resp := <-whole
+	ans := <-whole
+	if ans.err != nil {
+		t.Fatalf("stream false: %v", ans.err)
+	}
+	resp := ans.resp
+	t.Cleanup(func() { _ = resp.Body.Close() })
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || errorBody(t, resp).Error.Code != edge.CodeUnavailable {
 		t.Fatalf("stream false: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +41,10 @@ type Config struct {
 	Cache *cache.Client
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed for
+	// the client address (RealIP). None by default: the socket peer is the
+	// client.
+	TrustedProxies []netip.Prefix
 	// Metrics are served at /metrics; NewMetrics() when nil.
 	Metrics *Metrics
 	// MaxBodyBytes bounds request bodies (413 above). Default 64 KiB.
@@ -52,13 +57,18 @@ type Config struct {
 	// StreamBuffer bounds the events waiting for a slow client; past it
 	// the stream ends with an error. Default 256.
 	StreamBuffer int
+	// SlowReaderGrace is how long a full stream buffer waits for its
+	// client before the stream is abandoned: long enough for a client that
+	// reads to take a burst (a replayed reply arrives all at once), short
+	// enough that one that stopped reading is let go. Default 1 s.
+	SlowReaderGrace time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256}
+	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256, SlowReaderGrace: time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamBuffer == 0 {
 		c.StreamBuffer = d.StreamBuffer
+	}
+	if c.SlowReaderGrace == 0 {
+		c.SlowReaderGrace = d.SlowReaderGrace
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
@@ -110,9 +123,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg}
 	r := chi.NewRouter()
-	// The order is the contract's: recover, trace id, access log, body
-	// limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog)
+	// The order is the contract's: recover, trace id, client address,
+	// access log, body limit, tenant auth, rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})

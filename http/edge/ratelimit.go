@@ -3,7 +3,6 @@ package edge
 import (
 	"errors"
 	"net/http"
-	"net/netip"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/actors/ratelimit"
@@ -18,13 +17,12 @@ const maxUserIDBytes = 256
 // (docs/rate-limiting.md).
 type scopeLimiter struct {
 	limiter *ratelimit.Limiter
-	trusted []netip.Prefix
 }
 
-// NewRateLimiter returns the RateLimiter the edge uses in production.
-// trusted lists the proxies whose X-Forwarded-For is believed.
-func NewRateLimiter(l *ratelimit.Limiter, trusted []netip.Prefix) RateLimiter {
-	return &scopeLimiter{limiter: l, trusted: trusted}
+// NewRateLimiter returns the RateLimiter the edge uses in production. The
+// ip scope counts under the client address RealIP found.
+func NewRateLimiter(l *ratelimit.Limiter) RateLimiter {
+	return &scopeLimiter{limiter: l}
 }
 
 // Check implements RateLimiter.
@@ -37,7 +35,7 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 		}
 		user = v
 	}
-	ip := ratelimit.ClientIP(r.RemoteAddr, r.Header.Get("X-Forwarded-For"), s.trusted)
+	ip := ClientIP(r.Context())
 	rl := t.RateLimit
 	checks := []ratelimit.ScopeCheck{
 		{Scope: ratelimit.ScopeTenant, ID: t.ID, Limits: &ratelimit.Limits{PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)}},

@@ -10,9 +10,9 @@ import (
 
 // A client that stops reading cannot make the edge buffer without bound:
 // once StreamBuffer events wait, the stream is abandoned (overflow closes)
-// and further tokens are dropped, not queued.
+// and further tokens are dropped, not queued. (A short grace: nobody reads.)
 func TestReplyStreamBufferIsBounded(t *testing.T) {
-	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2}}
+	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2, SlowReaderGrace: time.Millisecond}}
 	rs := s.openStream(true)
 	defer s.closeStream(rs)
 	for i := range 50 {
@@ -30,9 +30,10 @@ func TestReplyStreamBufferIsBounded(t *testing.T) {
 
 // A burst larger than the buffer (a replayed reply arrives all at once)
 // reaches a client that reads; a stream:false reply keeps only its first
-// token, so no length of reply fills its buffer.
+// token, so no length of reply fills its buffer. The grace is an hour, so
+// only a reader that stopped, not a slow scheduler, could be abandoned.
 func TestReplyStreamTakesABurstAClientReads(t *testing.T) {
-	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2}}
+	s := &server{cfg: Config{System: testkit.NewActorSystem(t), StreamBuffer: 2, SlowReaderGrace: time.Hour}}
 	for _, tokens := range []bool{true, false} {
 		rs := s.openStream(tokens)
 		for i := range 500 {

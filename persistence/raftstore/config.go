@@ -67,6 +67,7 @@ type Config struct {
 // defaults, which suit members on a LAN.
 func DefaultConfig() Config {
 	return Config{
+		BindAddr:           "127.0.0.1:8300",        // parley serve's --raft-addr; required, never defaulted
 		ApplyTimeout:       5 * time.Second,         // a request's whole budget
 		HeartbeatTimeout:   1000 * time.Millisecond, // raft's default
 		ElectionTimeout:    1000 * time.Millisecond, // raft's default

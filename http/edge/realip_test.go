@@ -1,13 +1,32 @@
-package ratelimit_test
+package edge_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
-	"github.com/parley-chat/parley/actors/ratelimit"
+	"github.com/parley-chat/parley/http/edge"
 )
 
-func TestClientIP(t *testing.T) {
+// clientIPOf runs a request from remoteAddr with the X-Forwarded-For
+// headers xff through RealIP and returns the address it found.
+func clientIPOf(trusted []netip.Prefix, remoteAddr string, xff ...string) netip.Addr {
+	var got netip.Addr
+	h := edge.RealIP(trusted)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got = edge.ClientIP(r.Context())
+	}))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = remoteAddr
+	for _, v := range xff {
+		r.Header.Add("X-Forwarded-For", v)
+	}
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	return got
+}
+
+func TestRealIP(t *testing.T) {
 	trusted := []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),    // the load balancers
 		netip.MustParsePrefix("fd00::/8"),      // the ingress, over IPv6
@@ -42,33 +61,21 @@ func TestClientIP(t *testing.T) {
 		{"peer not an address", "not-an-address", "198.51.100.1", "invalid IP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ratelimit.ClientIP(tc.remoteAddr, tc.xff, trusted).String(); got != tc.want {
-				t.Fatalf("ClientIP(%q, %q) = %s, want %s", tc.remoteAddr, tc.xff, got, tc.want)
+			var xff []string
+			if tc.xff != "" {
+				xff = []string{tc.xff}
+			}
+			if got := clientIPOf(trusted, tc.remoteAddr, xff...).String(); got != tc.want {
+				t.Fatalf("peer %q, X-Forwarded-For %q: %s, want %s", tc.remoteAddr, tc.xff, got, tc.want)
 			}
 		})
 	}
-	if got := ratelimit.ClientIP("10.1.2.3:8080", "198.51.100.1", nil); got.String() != "10.1.2.3" {
+	if got := clientIPOf(nil, "10.1.2.3:8080", "198.51.100.1"); got.String() != "10.1.2.3" {
 		t.Errorf("nothing trusted: %s", got)
 	}
-}
-
-func TestIPKey(t *testing.T) {
-	for _, tc := range []struct{ addr, want string }{
-		{"203.0.113.7", "203.0.113.7"},
-		{"::ffff:203.0.113.7", "203.0.113.7"},
-		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
-		{"2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"},
-		{"fe80::1%eth0", "fe80::/64"},
-		{"::1", "::/64"},
-	} {
-		if got := ratelimit.IPKey(netip.MustParseAddr(tc.addr)); got != tc.want {
-			t.Errorf("IPKey(%s) = %q, want %q", tc.addr, got, tc.want)
-		}
-		if _, err := ratelimit.Identity("acme", ratelimit.ScopeIP, ratelimit.IPKey(netip.MustParseAddr(tc.addr))); err != nil {
-			t.Errorf("%s: %v", tc.addr, err)
-		}
-	}
-	if got := ratelimit.IPKey(netip.Addr{}); got != "" {
-		t.Errorf("IPKey(zero) = %q", got)
+	// Two X-Forwarded-For headers are one list, in the order received: the
+	// last proxy's entry is in the second.
+	if got := clientIPOf(trusted, "10.1.2.3:8080", "1.1.1.1", strings.Join([]string{"198.51.100.1", "10.9.9.9"}, ", ")); got.String() != "198.51.100.1" {
+		t.Errorf("two headers: %s, want 198.51.100.1", got)
 	}
 }
