@@ -56,7 +56,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 		if strings.HasSuffix(route, "z") || route == "/metrics" {
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "ms", elapsed.Milliseconds(), "traceId", w.Header().Get(HeaderTraceID)}
+		attrs := []any{"method", methodLabel(r.Method), "route", route, "status", rec.status, "ms", elapsed.Milliseconds(), "traceId", w.Header().Get(HeaderTraceID)}
 		if t := tenantOf(r.Context()); t != nil {
 			attrs = append(attrs, "tenant", t.ID)
 		}
