@@ -10,7 +10,13 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/http/edge"
 )
+
+// defaultMaxConnections is --max-connections: 10,000 SSE streams and room
+// for the short requests beside them.
+const defaultMaxConnections = 12_000
 
 // errHelp: -h was asked for and printed.
 var errHelp = errors.New("help requested")
@@ -35,6 +41,9 @@ type serveConfig struct {
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	Heartbeat      time.Duration
+	// Bounds on what one client can hold (docs/operations.md).
+	BodyReadTimeout time.Duration
+	MaxConnections  int
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -69,6 +78,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", edge.DefaultConfig().BodyReadTimeout, "how long a request body may take to arrive after its headers (408 past it)")
+	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +168,12 @@ func (c serveConfig) validate() error {
 	}
 	if c.Heartbeat <= 0 {
 		return bad("sse-heartbeat", "%s is not positive", c.Heartbeat)
+	}
+	if c.BodyReadTimeout <= 0 {
+		return bad("body-read-timeout", "%s is not positive", c.BodyReadTimeout)
+	}
+	if c.MaxConnections < 1 {
+		return bad("max-connections", "%d is not positive", c.MaxConnections)
 	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)

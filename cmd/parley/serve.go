@@ -15,6 +15,7 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"golang.org/x/net/netutil"
 
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/model"
@@ -194,18 +195,25 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Cache:       cacheClient,
 		RateLimiter: edge.NewRateLimiter(limiter, cfg.TrustedProxies),
 		Logger:      logger.With("component", "http"),
+
+		BodyReadTimeout: cfg.BodyReadTimeout,
+		TrustedProxies:  cfg.TrustedProxies,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// No ReadTimeout or WriteTimeout: the edge bounds each body's arrival
+	// (--body-read-timeout) and a stream lasts as long as its reply.
 	n.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    edge.ServerMaxHeaderBytes(edge.Config{}),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	limited := netutil.LimitListener(httpListener, cfg.MaxConnections)
 	go func() {
-		if err := n.http.Serve(httpListener); !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
 		}
 	}()

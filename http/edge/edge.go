@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -44,6 +45,20 @@ type Config struct {
 	Metrics *Metrics
 	// MaxBodyBytes bounds request bodies (413 above). Default 64 KiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout is how long a request body may take to arrive
+	// after its headers (408 past it). Default 10 s.
+	BodyReadTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 above).
+	// Default 16 KiB. The http.Server must allow more
+	// (ServerMaxHeaderBytes) for the edge to see the request at all.
+	MaxHeaderBytes int
+	// AuthFailuresPerMinute is how many failed authentications a client
+	// IP may make in a minute before every request from it that needs a
+	// key is refused with 429 until the minute ends. Default 20.
+	AuthFailuresPerMinute int
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client IP for the failed-authentication limit.
+	TrustedProxies []netip.Prefix
 	// Heartbeat is the interval of SSE ": ping" comments. Default 15 s.
 	Heartbeat time.Duration
 	// StallTimeout ends a reply the session stopped sending for this
@@ -58,13 +73,34 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256}
+	return Config{
+		MaxBodyBytes:          64 << 10,
+		BodyReadTimeout:       10 * time.Second,
+		MaxHeaderBytes:        16 << 10,
+		AuthFailuresPerMinute: 20,
+		Heartbeat:             15 * time.Second,
+		StallTimeout:          30 * time.Second,
+		StreamBuffer:          256,
+	}
 }
+
+// maxAuthFailureIPs bounds the addresses the failed-authentication limit
+// tracks per minute (a few MiB at most).
+const maxAuthFailureIPs = 100_000
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = d.BodyReadTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = d.AuthFailuresPerMinute
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = d.Heartbeat
@@ -99,7 +135,8 @@ func (c Config) Validate() error {
 }
 
 type server struct {
-	cfg Config
+	cfg          Config
+	authFailures *authFailures
 }
 
 // New returns the edge's HTTP handler.
@@ -108,11 +145,11 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, authFailures: newAuthFailures(cfg.AuthFailuresPerMinute, maxAuthFailureIPs, time.Now)}
 	r := chi.NewRouter()
-	// The order is the contract's: recover, trace id, access log, body
-	// limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog)
+	// The order is the contract's: recover, trace id, access log, header
+	// and body-time limits, body limit, tenant auth, rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog, s.withHeaderLimit, s.withBodyDeadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})

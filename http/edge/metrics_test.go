@@ -31,8 +31,10 @@ func TestMetricLabelsAreBoundedWhateverClientsSend(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 	// One request of each shape the random ones below take: an unknown
-	// method and an unknown path, each with and without a key.
+	// method and an unknown path, each with and without a key, and a
+	// method too long for the header limit.
 	send("BREW", "/coffee")
+	send(strings.Repeat("BREW", 20<<10), "/coffee")
 	send("BREW", "/chat")
 	send(http.MethodGet, "/coffee")
 	send(http.MethodPost, "/chat")
