@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
 )
 
 // defaultMaxConnections is --max-connections: 10,000 SSE streams and room
@@ -44,6 +45,7 @@ type serveConfig struct {
 	// Bounds on what one client can hold (docs/operations.md).
 	BodyReadTimeout time.Duration
 	MaxConnections  int
+	MinFreeDisk     diskspace.Watermark
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -79,6 +81,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
 	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", edge.DefaultConfig().BodyReadTimeout, "how long a request body may take to arrive after its headers (408 past it)")
+	c.MinFreeDisk, _ = diskspace.ParseWatermark(diskspace.DefaultWatermark)
+	fs.Var(watermarkValue{&c.MinFreeDisk}, "min-free-disk", "free space the data dir's filesystem keeps: below it writes get 507 and /readyz is 503; a size (512MiB), a share (5%), or a comma list whose smallest wins; 0 for none")
 	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
@@ -193,5 +197,24 @@ func (c serveConfig) validate() error {
 		}
 		_ = f.Close()
 	}
+	return nil
+}
+
+// watermarkValue is --min-free-disk as a flag.Value.
+type watermarkValue struct{ w *diskspace.Watermark }
+
+func (v watermarkValue) String() string {
+	if v.w == nil {
+		return ""
+	}
+	return v.w.String()
+}
+
+func (v watermarkValue) Set(s string) error {
+	w, err := diskspace.ParseWatermark(s)
+	if err != nil {
+		return err
+	}
+	*v.w = w
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -74,6 +75,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
 	stores   stores
+	disk     *diskspace.Guard
 	voters   *voterReconciler // nil without a replicated store
 	sweeper  *session.Sweeper
 	member   *cluster.Node
@@ -181,7 +183,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
+		disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk)}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
@@ -196,6 +199,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		RateLimiter: edge.NewRateLimiter(limiter, cfg.TrustedProxies),
 		Logger:      logger.With("component", "http"),
 
+		Disk:            n.disk,
 		BodyReadTimeout: cfg.BodyReadTimeout,
 		TrustedProxies:  cfg.TrustedProxies,
 	})
@@ -253,13 +257,20 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 }
 
-// Ready implements edge.Health: the node has joined the cluster and its
-// storage is open.
+// Ready implements edge.Health: the node has joined the cluster, its
+// storage is open and it can take writes (its disk is above the
+// watermark).
 func (n *node) Ready() error {
 	if n.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	return n.member.Ready()
+	if err := n.member.Ready(); err != nil {
+		return err
+	}
+	if err := n.disk.Check(); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	return nil
 }
 
 // Voters implements edge.Voters: the replicated store's voters, none with

@@ -39,6 +39,9 @@ type Config struct {
 	// Cache serves /cache/{key} and the chat path's model config; without
 	// it /cache is 404 and chats read the tenants file directly.
 	Cache *cache.Client
+	// Disk is the free-disk watermark POST /chat and PUT /cache are
+	// checked against (507 below it); none when nil.
+	Disk DiskSpace
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
 	// Metrics are served at /metrics; NewMetrics() when nil.
@@ -161,12 +164,12 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.handler())
 	r.Group(func(r chi.Router) {
 		r.Use(s.withBodyLimit, s.withAuth, s.withRateLimit)
-		r.Post("/chat", s.chat)
+		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
 		if cfg.Cache != nil {
 			r.Get("/cache/*", s.cacheGet)
-			r.Put("/cache/*", s.cachePut)
+			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)
 			r.Delete("/cache/*", s.cacheDelete)
 		}
 	})
