@@ -257,9 +257,8 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 }
 
-// Ready implements edge.Health: the node has joined the cluster, its
-// storage is open and it can take writes (its disk is above the
-// watermark).
+// Ready implements edge.Health: the node is not draining, has joined the
+// cluster, and can write (canWrite).
 func (n *node) Ready() error {
 	if n.stopping.Load() {
 		return errors.New("shutting down")
@@ -267,7 +266,34 @@ func (n *node) Ready() error {
 	if err := n.member.Ready(); err != nil {
 		return err
 	}
-	if err := n.disk.Check(); err != nil {
+	var store leaderless
+	if rs := n.stores.replicated(); rs != nil {
+		store = rs
+	}
+	return canWrite(store, n.disk)
+}
+
+// storeLeaderGrace is how long a member of the replicated store may know
+// no raft leader (an election, or waiting to be added) before the node
+// reports that it cannot write.
+const storeLeaderGrace = 5 * time.Second
+
+// leaderless is the part of *raftstore.Store readiness asks.
+type leaderless interface {
+	LeaderlessFor() time.Duration
+}
+
+// canWrite says why the node cannot take writes, or nil: its replicated
+// store (nil with --store local) has known no leader for longer than
+// storeLeaderGrace, which is what a lost quorum looks like from a member,
+// or its disk is below the watermark.
+func canWrite(store leaderless, disk edge.DiskSpace) error {
+	if store != nil {
+		if d := store.LeaderlessFor(); d > storeLeaderGrace {
+			return fmt.Errorf("replicated store: no raft leader known for %s: no quorum of voters reachable", d.Round(time.Second))
+		}
+	}
+	if err := disk.Check(); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
 	return nil
