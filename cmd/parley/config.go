@@ -46,6 +46,9 @@ type serveConfig struct {
 	BodyReadTimeout time.Duration
 	MaxConnections  int
 	MinFreeDisk     diskspace.Watermark
+	// The debug listener (pprof, expvar); off when DebugAddr is empty.
+	DebugAddr   string
+	DebugPublic bool
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -84,6 +87,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	c.MinFreeDisk, _ = diskspace.ParseWatermark(diskspace.DefaultWatermark)
 	fs.Var(watermarkValue{&c.MinFreeDisk}, "min-free-disk", "free space the data dir's filesystem keeps: below it writes get 507 and /readyz is 503; a size (512MiB), a share (5%), or a comma list whose smallest wins; 0 for none")
 	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "host:port of a listener serving net/http/pprof and expvar (off when empty; loopback only unless --debug-addr-public)")
+	fs.BoolVar(&c.DebugPublic, "debug-addr-public", false, "allow --debug-addr on a non-loopback address")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -178,6 +183,11 @@ func (c serveConfig) validate() error {
 	}
 	if c.MaxConnections < 1 {
 		return bad("max-connections", "%d is not positive", c.MaxConnections)
+	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr, c.DebugPublic); err != nil {
+			return bad("debug-addr", "%v", err)
+		}
 	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)

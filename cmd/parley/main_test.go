@@ -71,6 +71,8 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		{"negative heartbeat", []string{"--sse-heartbeat", "-1s"}, `--sse-heartbeat: -1s is not positive`},
 		{"zero body read timeout", []string{"--body-read-timeout", "0s"}, `--body-read-timeout: 0s is not positive`},
 		{"no connections", []string{"--max-connections", "0"}, `--max-connections: 0 is not positive`},
+		{"public debug address", []string{"--debug-addr", "0.0.0.0:6060"}, `--debug-addr: "0.0.0.0:6060" is not a loopback address`},
+		{"debug port in use", append(free(), "--debug-addr", busy), "--debug-addr " + busy + ": port already in use"},
 		{"bad watermark", []string{"--min-free-disk", "lots"}, `invalid value "lots" for flag -min-free-disk`},
 		{"bad join", []string{"--join", "nohost"}, `--join: "nohost" is not host:port`},
 		{"stray argument", []string{"now"}, "serve takes no arguments"},

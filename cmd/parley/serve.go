@@ -82,6 +82,7 @@ type node struct {
 	http     *http.Server
 	serveErr chan error
 	stopping atomic.Bool
+	debug    *debugServer // nil without --debug-addr
 }
 
 // start brings a node up in dependency order. Anything wrong with how it
@@ -104,6 +105,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, usageError{fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, portError(err))}
 	}
 	undo = append(undo, func() { _ = httpListener.Close() })
+	var debugListener net.Listener
+	if cfg.DebugAddr != "" {
+		if debugListener, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return nil, usageError{fmt.Errorf("--debug-addr %s: %w", cfg.DebugAddr, portError(err))}
+		}
+		undo = append(undo, func() { _ = debugListener.Close() })
+	}
 	if err := checkFree("gossip-addr", cfg.GossipAddr, true); err != nil {
 		return nil, err
 	}
@@ -221,6 +229,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 			n.serveErr <- err
 		}
 	}()
+	if debugListener != nil {
+		n.debug = startDebug(debugListener, logger.With("component", "debug"))
+	}
 	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
 		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
 	return n, nil
@@ -255,6 +266,7 @@ func (n *node) stop(logger *slog.Logger) {
 	if err := n.stores.close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}
+	n.debug.stop()
 }
 
 // Ready implements edge.Health: the node is not draining, has joined the
