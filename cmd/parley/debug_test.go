@@ -33,10 +33,12 @@ func TestDebugAddrIsLoopbackUnlessMadePublic(t *testing.T) {
 	}
 }
 
-func TestDebugListenerServesProfilesAndTheAPIPortDoesNot(t *testing.T) {
-	cfg, err := parseServeFlags([]string{"--store", "local", "--data-dir", t.TempDir(),
-		"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t),
-		"--debug-addr", freePort(t)}, io.Discard)
+// startNode starts a one-node cluster on the node-local store and free
+// ports, with args added to its flags, and stops it when the test ends.
+func startNode(t *testing.T, args ...string) serveConfig {
+	t.Helper()
+	cfg, err := parseServeFlags(append([]string{"--store", "local", "--data-dir", t.TempDir(),
+		"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t)}, args...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +48,11 @@ func TestDebugListenerServesProfilesAndTheAPIPortDoesNot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.stop(logger) })
+	return cfg
+}
+
+func TestDebugListenerServesProfilesAndTheAPIPortDoesNot(t *testing.T) {
+	cfg := startNode(t, "--debug-addr", freePort(t))
 
 	get := func(addr, path string) (int, string) {
 		t.Helper()
