@@ -465,6 +465,26 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 		}
 	}
 	t.Logf("2 of 3 down: %d writes refused in %s", refusals, time.Since(start).Round(time.Millisecond))
+
+	// And it says so on /readyz, so that a load balancer stops sending it
+	// requests it can only refuse; /healthz still says it is alive.
+	testkit.Eventually(t, 20*time.Second, func() error {
+		resp, err := http.Get(nodes[0].URL("/readyz"))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no raft leader known") {
+			return fmt.Errorf("/readyz without a quorum: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if resp, err := http.Get(nodes[0].URL("/healthz")); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz without a quorum: %v %v", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
 }
 
 // TestDeadVoterIsRemovedOnceAReplacementVotes: with four voters, one

@@ -15,8 +15,13 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
+
+// defaultMaxConnections is --max-connections: 10,000 SSE streams and room
+// for the short requests beside them.
+const defaultMaxConnections = 12_000
 
 // errHelp: -h was asked for and printed.
 var errHelp = errors.New("help requested")
@@ -41,6 +46,13 @@ type serveConfig struct {
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	Heartbeat      time.Duration
+	// Bounds on what one client can hold (docs/operations.md).
+	BodyReadTimeout time.Duration
+	MaxConnections  int
+	MinFreeDisk     diskspace.Watermark
+	// The debug listener (pprof, expvar); off when DebugAddr is empty.
+	DebugAddr   string
+	DebugPublic bool
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -75,6 +87,12 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.RaftAddr, "raft-addr", raftstore.DefaultConfig().BindAddr, "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", edge.DefaultConfig().BodyReadTimeout, "how long a request body may take to arrive after its headers (408 past it)")
+	c.MinFreeDisk, _ = diskspace.ParseWatermark(diskspace.DefaultWatermark)
+	fs.Var(watermarkValue{&c.MinFreeDisk}, "min-free-disk", "free space the data dir's filesystem keeps: below it writes get 507 and /readyz is 503; a size (512MiB), a share (5%), or a comma list whose smallest wins; 0 for none")
+	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "host:port of a listener serving net/http/pprof and expvar (off when empty; loopback only unless --debug-addr-public)")
+	fs.BoolVar(&c.DebugPublic, "debug-addr-public", false, "allow --debug-addr on a non-loopback address")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -164,6 +182,17 @@ func (c serveConfig) validate() error {
 	if c.Heartbeat <= 0 {
 		return bad("sse-heartbeat", "%s is not positive", c.Heartbeat)
 	}
+	if c.BodyReadTimeout <= 0 {
+		return bad("body-read-timeout", "%s is not positive", c.BodyReadTimeout)
+	}
+	if c.MaxConnections < 1 {
+		return bad("max-connections", "%d is not positive", c.MaxConnections)
+	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr, c.DebugPublic); err != nil {
+			return bad("debug-addr", "%v", err)
+		}
+	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)
 	}
@@ -182,5 +211,24 @@ func (c serveConfig) validate() error {
 		}
 		_ = f.Close()
 	}
+	return nil
+}
+
+// watermarkValue is --min-free-disk as a flag.Value.
+type watermarkValue struct{ w *diskspace.Watermark }
+
+func (v watermarkValue) String() string {
+	if v.w == nil {
+		return ""
+	}
+	return v.w.String()
+}
+
+func (v watermarkValue) Set(s string) error {
+	w, err := diskspace.ParseWatermark(s)
+	if err != nil {
+		return err
+	}
+	*v.w = w
 	return nil
 }

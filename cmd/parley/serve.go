@@ -15,6 +15,7 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"golang.org/x/net/netutil"
 
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/model"
@@ -23,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -86,12 +88,14 @@ type node struct {
 	reloads  reloadObserver
 	cfg      serveConfig
 	stores   stores
+	disk     *diskspace.Guard
 	voters   *voterReconciler // nil without a replicated store
 	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
 	serveErr chan error
 	stopping atomic.Bool
+	debug    *debugServer // nil without --debug-addr
 }
 
 // start brings a node up in dependency order. Anything wrong with how it
@@ -114,6 +118,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, usageError{fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, portError(err))}
 	}
 	undo = append(undo, func() { _ = httpListener.Close() })
+	var debugListener net.Listener
+	if cfg.DebugAddr != "" {
+		if debugListener, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return nil, usageError{fmt.Errorf("--debug-addr %s: %w", cfg.DebugAddr, portError(err))}
+		}
+		undo = append(undo, func() { _ = debugListener.Close() })
+	}
 	if err := checkFree("gossip-addr", cfg.GossipAddr, true); err != nil {
 		return nil, err
 	}
@@ -193,7 +204,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	n := &node{tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
+		disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk)}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
@@ -209,21 +221,31 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		TrustedProxies: cfg.TrustedProxies,
 		Heartbeat:      cfg.Heartbeat,
 		Logger:         logger.With("component", "http"),
+
+		Disk:            n.disk,
+		BodyReadTimeout: cfg.BodyReadTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// No ReadTimeout or WriteTimeout: the edge bounds each body's arrival
+	// (--body-read-timeout) and a stream lasts as long as its reply.
 	n.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    edge.ServerMaxHeaderBytes(edge.Config{}),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	limited := netutil.LimitListener(httpListener, cfg.MaxConnections)
 	go func() {
-		if err := n.http.Serve(httpListener); !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
 		}
 	}()
+	if debugListener != nil {
+		n.debug = startDebug(debugListener, logger.With("component", "debug"))
+	}
 	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
 		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
 	return n, nil
@@ -258,15 +280,49 @@ func (n *node) stop(logger *slog.Logger) {
 	if err := n.stores.close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}
+	n.debug.stop()
 }
 
-// Ready implements edge.Health: the node has joined the cluster and its
-// storage is open.
+// Ready implements edge.Health: the node is not draining, has joined the
+// cluster, and can write (canWrite).
 func (n *node) Ready() error {
 	if n.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	return n.member.Ready()
+	if err := n.member.Ready(); err != nil {
+		return err
+	}
+	var store leaderless
+	if rs := n.stores.replicated(); rs != nil {
+		store = rs
+	}
+	return canWrite(store, n.disk)
+}
+
+// storeLeaderGrace is how long a member of the replicated store may know
+// no raft leader (an election, or waiting to be added) before the node
+// reports that it cannot write.
+const storeLeaderGrace = 5 * time.Second
+
+// leaderless is the part of *raftstore.Store readiness asks.
+type leaderless interface {
+	LeaderlessFor() time.Duration
+}
+
+// canWrite says why the node cannot take writes, or nil: its replicated
+// store (nil with --store local) has known no leader for longer than
+// storeLeaderGrace, which is what a lost quorum looks like from a member,
+// or its disk is below the watermark.
+func canWrite(store leaderless, disk edge.DiskSpace) error {
+	if store != nil {
+		if d := store.LeaderlessFor(); d > storeLeaderGrace {
+			return fmt.Errorf("replicated store: no raft leader known for %s: no quorum of voters reachable", d.Round(time.Second))
+		}
+	}
+	if err := disk.Check(); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	return nil
 }
 
 // Voters implements edge.Voters: the replicated store's voters, none with

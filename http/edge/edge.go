@@ -39,6 +39,9 @@ type Config struct {
 	// Cache serves /cache/{key} and the chat path's model config; without
 	// it /cache is 404 and chats read the tenants file directly.
 	Cache *cache.Client
+	// Disk is the free-disk watermark POST /chat and PUT /cache are
+	// checked against (507 below it); none when nil.
+	Disk DiskSpace
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed for
@@ -49,6 +52,17 @@ type Config struct {
 	Metrics *Metrics
 	// MaxBodyBytes bounds request bodies (413 above). Default 64 KiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout is how long a request body may take to arrive
+	// after its headers (408 past it). Default 10 s.
+	BodyReadTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 above).
+	// Default 16 KiB. The http.Server must allow more
+	// (ServerMaxHeaderBytes) for the edge to see the request at all.
+	MaxHeaderBytes int
+	// AuthFailuresPerMinute is how many failed authentications a client
+	// IP may make in a minute before every request from it that needs a
+	// key is refused with 429 until the minute ends. Default 20.
+	AuthFailuresPerMinute int
 	// Heartbeat is the interval of SSE ": ping" comments. Default 15 s.
 	Heartbeat time.Duration
 	// StallTimeout ends a reply the session stopped sending for this
@@ -68,13 +82,35 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256, SlowReaderGrace: time.Second}
+	return Config{
+		MaxBodyBytes:          64 << 10,
+		BodyReadTimeout:       10 * time.Second,
+		MaxHeaderBytes:        16 << 10,
+		AuthFailuresPerMinute: 20,
+		Heartbeat:             15 * time.Second,
+		StallTimeout:          30 * time.Second,
+		StreamBuffer:          256,
+		SlowReaderGrace:       time.Second,
+	}
 }
+
+// maxAuthFailureIPs bounds the addresses the failed-authentication limit
+// tracks per minute (a few MiB at most).
+const maxAuthFailureIPs = 100_000
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = d.BodyReadTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = d.AuthFailuresPerMinute
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = d.Heartbeat
@@ -112,7 +148,8 @@ func (c Config) Validate() error {
 }
 
 type server struct {
-	cfg Config
+	cfg          Config
+	authFailures *authFailures
 }
 
 // New returns the edge's HTTP handler.
@@ -121,11 +158,12 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, authFailures: newAuthFailures(cfg.AuthFailuresPerMinute, maxAuthFailureIPs, time.Now)}
 	r := chi.NewRouter()
 	// The order is the contract's: recover, trace id, client address,
-	// access log, body limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog)
+	// access log, header and body-time limits, body limit, tenant auth,
+	// rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog, s.withHeaderLimit, s.withBodyDeadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
@@ -137,12 +175,12 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.handler())
 	r.Group(func(r chi.Router) {
 		r.Use(s.withBodyLimit, s.withAuth, s.withRateLimit)
-		r.Post("/chat", s.chat)
+		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
 		if cfg.Cache != nil {
 			r.Get("/cache/*", s.cacheGet)
-			r.Put("/cache/*", s.cachePut)
+			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)
 			r.Delete("/cache/*", s.cacheDelete)
 		}
 	})

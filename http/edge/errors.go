@@ -28,18 +28,22 @@ type ErrorDetail struct {
 
 // Error codes of the contract (docs/http.md lists them with their status).
 const (
-	CodeBadRequest       = "bad_request"            // 400: malformed JSON, unknown field, wrong type, bad query
-	CodeValidation       = "validation_failed"      // 400: well-formed but invalid fields (see details)
-	CodeUnauthorized     = "unauthorized"           // 401: missing or unknown API key
-	CodeNotFound         = "not_found"              // 404
-	CodeMethodNotAllowed = "method_not_allowed"     // 405
-	CodeConflict         = "conflict"               // 409: a reply is already in progress in the session
-	CodeTooLarge         = "payload_too_large"      // 413: body over the limit
-	CodeUnsupportedType  = "unsupported_media_type" // 415: not application/json
-	CodeRateLimited      = "rate_limited"           // 429
-	CodeInternal         = "internal"               // 500
-	CodeNotReady         = "not_ready"              // 503 from /readyz
-	CodeUnavailable      = "unavailable"            // 503: the session could not be reached; retry
+	CodeBadRequest          = "bad_request"            // 400: malformed JSON, unknown field, wrong type, bad query
+	CodeValidation          = "validation_failed"      // 400: well-formed but invalid fields (see details)
+	CodeUnauthorized        = "unauthorized"           // 401: missing or unknown API key
+	CodeNotFound            = "not_found"              // 404
+	CodeRequestTimeout      = "request_timeout"        // 408: the body did not arrive within the read deadline
+	CodeMethodNotAllowed    = "method_not_allowed"     // 405
+	CodeConflict            = "conflict"               // 409: a reply is already in progress in the session
+	CodeTooLarge            = "payload_too_large"      // 413: body over the limit
+	CodeUnsupportedType     = "unsupported_media_type" // 415: not application/json
+	CodeRateLimited         = "rate_limited"           // 429
+	CodeAuthRateLimited     = "auth_rate_limited"      // 429: too many failed authentications from the client's address
+	CodeHeadersTooLarge     = "headers_too_large"      // 431: request line and headers over the limit
+	CodeInternal            = "internal"               // 500
+	CodeInsufficientStorage = "insufficient_storage"   // 507: the node's disk is below its free-space watermark; reads and deletes still work
+	CodeNotReady            = "not_ready"              // 503 from /readyz
+	CodeUnavailable         = "unavailable"            // 503: the session could not be reached; retry
 )
 
 // writeError writes the contract's error body with status. It is the one

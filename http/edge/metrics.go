@@ -83,9 +83,24 @@ func (m *Metrics) CacheGet(hit bool) {
 	m.cacheGets.WithLabelValues(result).Inc()
 }
 
+// observeRequest counts one request. route must already be bounded (a
+// chi pattern or "unmatched"); the method is bounded here, so that no
+// client, authenticated or not, can add series.
 func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// methodLabel is method when it is one of the methods of RFC 9110 and
+// RFC 5789, else "OTHER": the method is whatever token a client sends.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // Decision implements ratelimit.Observer: one scope's answer.

@@ -54,6 +54,10 @@ type Store struct {
 	// copy, which linearizable reads need (read.go).
 	readyTerm atomic.Uint64
 
+	// leaderlessSince is when this member last lost its leader (unix
+	// nanoseconds), 0 while it knows one (health.go).
+	leaderlessSince atomic.Int64
+
 	// mu guards closed; ops counts the calls in progress, which Close waits
 	// for after it has made them give up.
 	mu       sync.RWMutex
@@ -183,6 +187,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		fwd:      newForwarder(m),
 		shutdown: make(chan struct{}),
 	}
+	s.leaderlessSince.Store(time.Now().UnixNano())
 	srv := rpc.NewServer()
 	if err := srv.RegisterName(forwardServiceName, &forwardService{s: s}); err != nil {
 		_ = r.Shutdown().Error()
@@ -222,6 +227,7 @@ func (s *Store) watchLeader(observations chan raft.Observation, observer *raft.O
 			return
 		case o := <-observations:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				s.leaderChanged(string(lo.LeaderID))
 				if lo.LeaderID == "" {
 					s.log.Info("raft group has no leader")
 				} else {
