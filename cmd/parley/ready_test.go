@@ -17,8 +17,8 @@ func TestCanWriteNeedsALeaderAndDiskSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roomy := diskspace.NewGuard(diskspace.NewFixed(10<<30, 100<<30), watermark)
-	full := diskspace.NewGuard(diskspace.NewFixed(1<<20, 100<<30), watermark)
+	roomy := diskspace.NewGuard(diskspace.NewFixed(10<<30, 100<<30), watermark, nil)
+	full := diskspace.NewGuard(diskspace.NewFixed(1<<20, 100<<30), watermark, nil)
 	cases := []struct {
 		name  string
 		store leaderless

@@ -18,7 +18,7 @@ func TestBelowTheDiskWatermarkWritesGet507AndReadsAndDeletesGoOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAPI(t, func(c *edge.Config) { c.Disk = diskspace.NewGuard(disk, watermark) })
+	a := newAPI(t, func(c *edge.Config) { c.Disk = diskspace.NewGuard(disk, watermark, nil) })
 	sid := uuid.NewString()
 	if resp := a.chat(acmeKey, sid, "before the disk filled", false); resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat with room: %d", resp.StatusCode)

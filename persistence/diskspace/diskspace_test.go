@@ -1,7 +1,9 @@
 package diskspace
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +50,13 @@ func TestParseWatermark(t *testing.T) {
 func TestGuardRefusesBelowTheWatermarkOnly(t *testing.T) {
 	w, _ := ParseWatermark("100MiB")
 	disk := NewFixed(200<<20, 1<<30)
-	g := NewGuard(disk, w)
+	var logs bytes.Buffer
+	g := NewGuard(disk, w, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := g.Check(); err != nil {
 		t.Fatalf("200 MiB free: %v", err)
 	}
 	disk.Set(99<<20, 1<<30, nil)
+	_ = g.Check()
 	err := g.Check()
 	if !errors.Is(err, ErrLowDisk) || !strings.Contains(err.Error(), "99.0 MiB free of 1.0 GiB, at least 100.0 MiB") {
 		t.Fatalf("99 MiB free: %v", err)
@@ -60,6 +64,10 @@ func TestGuardRefusesBelowTheWatermarkOnly(t *testing.T) {
 	disk.Set(100<<20, 1<<30, nil)
 	if err := g.Check(); err != nil {
 		t.Fatalf("room back: %v", err)
+	}
+	_ = g.Check()
+	if got := logs.String(); strings.Count(got, "refusing writes") != 1 || strings.Count(got, "taking writes") != 1 {
+		t.Fatalf("want one line when writes stop and one when they resume, got:\n%s", got)
 	}
 	disk.Set(100<<20, 1<<30, errors.New("EIO"))
 	if err := g.Check(); err == nil {
@@ -80,7 +88,7 @@ func TestStatfsOnASmallFilesystem(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 
 	w, _ := ParseWatermark("1MiB")
-	g := NewGuard(Statfs{Dir: dir}, w)
+	g := NewGuard(Statfs{Dir: dir}, w, nil)
 	if err := g.Check(); err != nil {
 		t.Fatalf("empty tmpfs: %v", err)
 	}
