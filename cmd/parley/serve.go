@@ -22,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -73,7 +74,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
 	stores   stores
-	voters   *voterReconciler // nil without a replicated store
+	voters   *raftstore.Reconciler // nil without a replicated store
 	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
@@ -231,11 +232,11 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 	cancel()
 	n.sweeper.Stop()
-	n.voters.stop()
+	n.voters.Stop()
 	if rs := n.stores.replicated(); rs != nil {
 		// Hand leadership over first: writes then wait for one hand-off
 		// instead of an election timeout. The node stays a voter, as it
-		// is expected back (a restart); see voterReconciler.
+		// is expected back (a restart); see raftstore.Reconciler.
 		if err := rs.TransferLeadership(); err != nil {
 			logger.Warn("handing raft leadership over", "err", err)
 		}
