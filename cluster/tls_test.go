@@ -111,10 +111,10 @@ func TestGossipWithoutTheKeyCannotJoin(t *testing.T) {
 
 type rogueMeta string
 
-func (m rogueMeta) NodeMeta(int) []byte                { return []byte(m) }
-func (rogueMeta) NotifyMsg([]byte)                     {}
-func (rogueMeta) GetBroadcasts(int, int) [][]byte      { return nil }
-func (rogueMeta) LocalState(bool) []byte               { return nil }
+func (m rogueMeta) NodeMeta(int) []byte               { return []byte(m) }
+func (rogueMeta) NotifyMsg([]byte)                    {}
+func (rogueMeta) GetBroadcasts(int, int) [][]byte     { return nil }
+func (rogueMeta) LocalState(bool) []byte              { return nil }
 func (rogueMeta) MergeRemoteState(buf []byte, _ bool) {}
 
 func TestRemoteAnswersNoPlaintextAndNoForeignCA(t *testing.T) {

@@ -35,6 +35,7 @@ type serveConfig struct {
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	Heartbeat      time.Duration
+	Security       securityConfig // security.go
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -69,6 +70,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
+	c.Security.register(fs)
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -168,6 +170,9 @@ func (c serveConfig) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.checkSecurity(); err != nil {
+		return err
 	}
 	if c.TenantsFile != "" {
 		f, err := os.Open(c.TenantsFile)

@@ -34,7 +34,7 @@ const (
 
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
 // gracefully and returns nil. A second signal during the leave exits at
-// once.
+// once. SIGHUP reloads the cluster credentials (docs/security.md).
 func serve(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
@@ -48,26 +48,39 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
-	select {
-	case sig := <-signals:
-		logger.Info("shutting down", "signal", sig.String())
-	case err := <-n.serveErr:
-		n.stop(logger)
-		return fmt.Errorf("http server: %w", err)
+wait:
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				n.security.reload(n.member, logger.With("component", "security"))
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			break wait
+		case err := <-n.serveErr:
+			n.stop(logger)
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {
 		n.stop(logger)
 		close(stopped)
 	}()
-	select {
-	case <-stopped:
-		logger.Info("stopped")
-		return nil
-	case sig := <-signals:
-		return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
+	for {
+		select {
+		case <-stopped:
+			logger.Info("stopped")
+			return nil
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				continue // nothing to reload on the way out
+			}
+			return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
+		}
 	}
 }
 
@@ -75,6 +88,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 type node struct {
 	stores   stores
 	voters   *raftstore.Reconciler // nil without a replicated store
+	security *nodeSecurity         // nil when the cluster runs in the clear
 	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
@@ -117,11 +131,15 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
 	}
+	sec, err := loadSecurity(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	registry, err := loadTenants(cfg, stdout)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStores(cfg, logger.With("component", "storage"))
+	st, err := openStores(cfg, sec, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +183,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
 	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind, limiterKind}
+	sec.apply(&ccfg)
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -181,7 +200,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	n := &node{stores: st, sweeper: sweeper, member: member, security: sec, serveErr: make(chan error, 1)}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
@@ -211,7 +230,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		}
 	}()
 	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
-		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
+		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join, "tls", sec != nil)
 	return n, nil
 }
 
@@ -263,6 +282,9 @@ func (n *node) Voters() []string {
 	}
 	return nil
 }
+
+// ClusterTLS implements edge.ClusterSecurity.
+func (n *node) ClusterTLS() bool { return n.security != nil }
 
 // Members implements edge.Health.
 func (n *node) Members() any { return n.member.Members() }

@@ -33,7 +33,7 @@ type stores struct {
 }
 
 // openStores opens the node's stores under cfg.DataDir.
-func openStores(cfg serveConfig, logger *slog.Logger) (stores, error) {
+func openStores(cfg serveConfig, sec *nodeSecurity, logger *slog.Logger) (stores, error) {
 	if cfg.Store == storeLocal {
 		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: cfg.DataDir, Logger: logger})
 		if err != nil {
@@ -44,13 +44,19 @@ func openStores(cfg serveConfig, logger *slog.Logger) (stores, error) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "MANIFEST")); err == nil {
 		logger.Warn("the data dir holds a node-local store (--store local) that the replicated store does not read; its sessions are not served", "dataDir", cfg.DataDir)
 	}
-	replicated, err := raftstore.Open(raftstore.Config{
+	rcfg := raftstore.Config{
 		NodeID:    cfg.NodeName,
 		Dir:       cfg.DataDir,
 		BindAddr:  cfg.RaftAddr,
 		Bootstrap: cfg.RaftBootstrap || len(cfg.Join) == 0,
 		Logger:    logger,
-	})
+	}
+	if sec != nil {
+		rcfg.ServerTLS = sec.identity.ServerConfig()
+		rcfg.ClientTLS = sec.identity.ClientConfig()
+		rcfg.OnTLSRefused = func(remote string, err error) { sec.identity.Refused("raft", remote, err) }
+	}
+	replicated, err := raftstore.Open(rcfg)
 	if err != nil {
 		return stores{}, usageError{fmt.Errorf("--raft-addr %s, --data-dir %s: %w", cfg.RaftAddr, cfg.DataDir, err)}
 	}
