@@ -84,8 +84,11 @@ func startCluster(t *testing.T, bin string, n int) []*process {
 }
 
 // startClusterWith is startCluster with extra flags for node i (from 0).
+// Every node runs with the cluster's TLS certificates and gossip key
+// (clusterCredentials), as a production cluster does.
 func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []string) []*process {
 	t.Helper()
+	creds := clusterCredentials(t, n)
 	type ports struct{ http, gossip, remote, raft string }
 	all := make([]ports, n)
 	var seeds []string
@@ -105,6 +108,7 @@ func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []strin
 		if i == 0 {
 			cmd.Args = append(cmd.Args, "--raft-bootstrap")
 		}
+		cmd.Args = append(cmd.Args, creds.flags(name)...)
 		if extra != nil {
 			cmd.Args = append(cmd.Args, extra(i)...)
 		}
