@@ -48,16 +48,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
 wait:
 	for {
 		select {
+		case <-hangups:
+			n.security.reload(n.member, logger.With("component", "security"))
 		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				n.security.reload(n.member, logger.With("component", "security"))
-				continue
-			}
 			logger.Info("shutting down", "signal", sig.String())
 			break wait
 		case err := <-n.serveErr:
@@ -70,17 +71,12 @@ wait:
 		n.stop(logger)
 		close(stopped)
 	}()
-	for {
-		select {
-		case <-stopped:
-			logger.Info("stopped")
-			return nil
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				continue // nothing to reload on the way out
-			}
-			return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
-		}
+	select {
+	case <-stopped:
+		logger.Info("stopped")
+		return nil
+	case sig := <-signals:
+		return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
 	}
 }
 
