@@ -32,6 +32,9 @@ type nodeSpec struct {
 	n          int           // how many nodes, all joined to each other
 	tokenDelay time.Duration // --mock-token-delay
 	localStore bool          // --store local instead of the replicated store
+	// plaintext runs a cluster's planes in the clear; by default a cluster
+	// of more than one node runs mutual TLS and an encrypted gossip key.
+	plaintext bool
 }
 
 // proc is one `parley serve` this tool started. It is stopped by the pid
@@ -55,6 +58,7 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 type nodes struct {
 	procs      []*proc
 	localStore bool // started with --store local
+	plaintext  bool // a cluster with its planes in the clear
 	once       sync.Once
 }
 
@@ -82,12 +86,18 @@ func startNodes(ctx context.Context, spec nodeSpec) (_ *nodes, err error) {
 		}
 		seeds = append(seeds, all[i].gossip)
 	}
-	ns := &nodes{localStore: spec.localStore}
+	ns := &nodes{localStore: spec.localStore, plaintext: spec.plaintext && spec.n > 1}
 	defer func() {
 		if err != nil {
 			ns.stop()
 		}
 	}()
+	credentials := func(string) []string { return nil }
+	if spec.n > 1 && !spec.plaintext {
+		if credentials, err = clusterCredentials(spec.dir, spec.n); err != nil {
+			return nil, err
+		}
+	}
 	for i, a := range all {
 		name := fmt.Sprintf("node%d", i+1)
 		dir := filepath.Join(spec.dir, name)
@@ -107,6 +117,7 @@ func startNodes(ctx context.Context, spec nodeSpec) (_ *nodes, err error) {
 			"--tenants", spec.tenants,
 			"--mock-token-delay", spec.tokenDelay.String(),
 			"--log-level", "warn")
+		cmd.Args = append(cmd.Args, credentials(name)...)
 		switch {
 		case spec.localStore:
 			cmd.Args = append(cmd.Args, "--store", "local")
