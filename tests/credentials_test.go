@@ -61,3 +61,6 @@ func killAndRestart(t *testing.T, p *process) *process {
 	<-p.exited
 	return restart(t, p, dataDir(p))
 }
+
+// logOf is what p has written to stdout and stderr so far.
+func logOf(p *process) string { return p.log.String() }

@@ -12,6 +12,7 @@ import (
 	"net/rpc"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -126,6 +127,31 @@ func TestTLSClusterAnswersNoStranger(t *testing.T) {
 		refusedOnRaft(t, addrs.raft, foreign.ClientConfig())
 		refusedOnRemote(t, addrs.remote, insecure.NewCredentials())
 		refusedOnRemote(t, addrs.remote, credentials.NewTLS(foreign.ClientConfig()))
+	}
+
+	// A certificate of the cluster's own CA, but expired: refused, logged
+	// once however often it is tried, and the node goes on.
+	creds := credentialsOf(nodes[0])
+	if _, err := security.Generate(security.GenerateOptions{Dir: creds.dir, Names: []string{"old"}, Now: time.Now().Add(-72 * time.Hour), NodeValidity: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	expired, err := tls.LoadX509KeyPair(security.NodeFiles(creds.dir, "old").Cert, security.NodeFiles(creds.dir, "old").Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withExpired := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{expired}}
+	leaderRaft := planesOf(t, nodes[0]).raft
+	for range 20 {
+		refusedOnRaft(t, leaderRaft, withExpired)
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if n := strings.Count(logOf(nodes[0]), "peer refused"); n == 0 {
+			return errors.New("node1 did not log the refused peer")
+		}
+		return nil
+	})
+	if n := strings.Count(logOf(nodes[0]), "expired"); n != 1 {
+		t.Fatalf("node1 logged the expired certificate %d times for 20 tries, want once:\n%s", n, logOf(nodes[0]))
 	}
 
 	// A memberlist node without the gossip key, advertising a raft address.
