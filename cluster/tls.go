@@ -98,7 +98,3 @@ func (n *Node) GossipKeys() int {
 	}
 	return len(n.provider.keyring.GetKeys())
 }
-
-// Secure reports whether the node's remote runs mutual TLS and its gossip
-// is encrypted.
-func (n *Node) Secure() bool { return n.cfg.TLS != nil && n.cfg.GossipKey != nil }
