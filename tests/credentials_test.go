@@ -1,38 +1,25 @@
 package tests
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/parley-chat/parley/cluster/security"
+	"github.com/parley-chat/parley/internal/harness"
 )
 
-// clusterCreds is a directory made by `parley certs`' code: a CA, a
-// certificate per node and a gossip key.
-type clusterCreds struct{ dir string }
+// clusterCreds are the credentials a test cluster runs with.
+type clusterCreds = harness.Credentials
 
 // clusterCredentials writes credentials for node1 … noden into a new
 // temporary directory.
 func clusterCredentials(t *testing.T, n int) clusterCreds {
 	t.Helper()
-	dir := t.TempDir()
-	var names []string
-	for i := range n {
-		names = append(names, fmt.Sprintf("node%d", i+1))
-	}
-	if _, err := security.Generate(security.GenerateOptions{Dir: dir, Names: names}); err != nil {
+	c, err := harness.WriteCredentials(t.TempDir(), n)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return clusterCreds{dir: dir}
-}
-
-// flags are the `parley serve` flags of node name.
-func (c clusterCreds) flags(name string) []string {
-	f := security.NodeFiles(c.dir, name)
-	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--gossip-key-file", filepath.Join(c.dir, security.GossipKeyFile)}
+	return c
 }
 
 // The process-harness calls the security tests make, in one place.

@@ -108,7 +108,7 @@ func startClusterWith(t *testing.T, bin string, n int, extra func(i int) []strin
 		if i == 0 {
 			cmd.Args = append(cmd.Args, "--raft-bootstrap")
 		}
-		cmd.Args = append(cmd.Args, creds.flags(name)...)
+		cmd.Args = append(cmd.Args, creds.Flags(name)...)
 		if extra != nil {
 			cmd.Args = append(cmd.Args, extra(i)...)
 		}

@@ -30,7 +30,7 @@ import (
 
 // credentialsOf is the credentials directory p was started with.
 func credentialsOf(p *process) clusterCreds {
-	return clusterCreds{dir: filepath.Dir(flagOf(p, "--tls-ca"))}
+	return clusterCreds{Dir: filepath.Dir(flagOf(p, "--tls-ca"))}
 }
 
 // planes are p's cluster addresses, as its /readyz lists them.
@@ -132,10 +132,10 @@ func TestTLSClusterAnswersNoStranger(t *testing.T) {
 	// A certificate of the cluster's own CA, but expired: refused, logged
 	// once however often it is tried, and the node goes on.
 	creds := credentialsOf(nodes[0])
-	if _, err := security.Generate(security.GenerateOptions{Dir: creds.dir, Names: []string{"old"}, Now: time.Now().Add(-72 * time.Hour), NodeValidity: 24 * time.Hour}); err != nil {
+	if _, err := security.Generate(security.GenerateOptions{Dir: creds.Dir, Names: []string{"old"}, Now: time.Now().Add(-72 * time.Hour), NodeValidity: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	expired, err := tls.LoadX509KeyPair(security.NodeFiles(creds.dir, "old").Cert, security.NodeFiles(creds.dir, "old").Key)
+	expired, err := tls.LoadX509KeyPair(security.NodeFiles(creds.Dir, "old").Cert, security.NodeFiles(creds.Dir, "old").Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestRotatedCertificateOnSIGHUPKeepsTheClusterServing(t *testing.T) {
 		t.Fatalf("chat: %s", detail)
 	}
 	creds := credentialsOf(nodes[1])
-	peer, err := security.LoadIdentity("node1", security.NodeFiles(creds.dir, "node1"), nil)
+	peer, err := security.LoadIdentity("node1", security.NodeFiles(creds.Dir, "node1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestRotatedCertificateOnSIGHUPKeepsTheClusterServing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := security.Generate(security.GenerateOptions{Dir: creds.dir, Names: []string{"node2"}}); err != nil {
+	if _, err := security.Generate(security.GenerateOptions{Dir: creds.Dir, Names: []string{"node2"}}); err != nil {
 		t.Fatal(err)
 	}
 	// A new gossip key too: node2 sends with it once it has reloaded, and
@@ -209,7 +209,7 @@ func TestRotatedCertificateOnSIGHUPKeepsTheClusterServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(creds.dir, security.GossipKeyFile), newKey, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(creds.Dir, security.GossipKeyFile), newKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	signal(t, nodes[1], syscall.SIGHUP)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/internal/harness"
 )
 
 // Process lifecycle budget.
@@ -94,9 +96,11 @@ func startNodes(ctx context.Context, spec nodeSpec) (_ *nodes, err error) {
 	}()
 	credentials := func(string) []string { return nil }
 	if spec.n > 1 && !spec.plaintext {
-		if credentials, err = clusterCredentials(spec.dir, spec.n); err != nil {
+		creds, err := harness.WriteCredentials(filepath.Join(spec.dir, "certs"), spec.n)
+		if err != nil {
 			return nil, err
 		}
+		credentials = creds.Flags
 	}
 	for i, a := range all {
 		name := fmt.Sprintf("node%d", i+1)
