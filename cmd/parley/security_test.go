@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/actors/testkit"
+	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/cluster/security"
 )
 
@@ -148,5 +150,73 @@ func TestCertsWritesACAPerClusterAndACertificatePerNode(t *testing.T) {
 		if code := run(args, strings.NewReader(""), &stdout, &stderr); code != exitBadRun || strings.Count(stderr.String(), "\n") != 1 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr.String())
 		}
+	}
+}
+
+func TestInsecureClusterWarnsAtStart(t *testing.T) {
+	var logs bytes.Buffer
+	logger := newLogger(&logs, "text", "info")
+	sec, err := loadSecurity(serveConfig{NodeName: "node1", Security: securityConfig{InsecureCluster: true}}, logger)
+	if err != nil || sec != nil {
+		t.Fatalf("loadSecurity = %v, %v; want no credentials, no error", sec, err)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "--insecure-cluster") {
+		t.Fatalf("no warning: %q", logs.String())
+	}
+	logs.Reset()
+	if _, err := loadSecurity(serveConfig{NodeName: "node1"}, logger); err != nil || logs.Len() != 0 {
+		t.Fatalf("loopback without credentials: %v, logged %q", err, logs.String())
+	}
+}
+
+func TestReloadRotatesCertificateAndGossipKeyAndKeepsThemOnBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := security.Generate(security.GenerateOptions{Dir: dir, Names: []string{"node-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	files := security.NodeFiles(dir, "node-0")
+	keyFile := filepath.Join(dir, security.GossipKeyFile)
+	var logs bytes.Buffer
+	logger := newLogger(&logs, "text", "info")
+	sec, err := loadSecurity(serveConfig{NodeName: "node-0", Security: securityConfig{TLSCA: files.CA, TLSCert: files.Cert, TLSKey: files.Key, GossipKeyFile: keyFile}}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) { sec.apply(cfg) }))
+	member := c.Node(0)
+
+	serial := sec.identity.Certificate().SerialNumber
+	if _, err := security.Generate(security.GenerateOptions{Dir: dir, Names: []string{"node-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := security.NewGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec.reload(member, logger)
+	if sec.identity.Certificate().SerialNumber.Cmp(serial) == 0 {
+		t.Fatal("the certificate was not reloaded")
+	}
+	if got := member.GossipKeys(); got != 2 {
+		t.Fatalf("%d gossip keys after the rotation, want the new and the old", got)
+	}
+	sec.reload(member, logger) // the same files again: nothing changes
+	if got := member.GossipKeys(); got != 2 {
+		t.Fatalf("%d gossip keys after a second reload of the same key", got)
+	}
+
+	serial = sec.identity.Certificate().SerialNumber
+	_ = os.WriteFile(files.Cert, []byte("not a certificate"), 0o644)
+	_ = os.WriteFile(keyFile, []byte("short\n"), 0o600)
+	logs.Reset()
+	sec.reload(member, logger)
+	if sec.identity.Certificate().SerialNumber.Cmp(serial) != 0 || member.GossipKeys() != 2 {
+		t.Fatal("bad files replaced the credentials in use")
+	}
+	if !strings.Contains(logs.String(), "--tls-cert") || !strings.Contains(logs.String(), "--gossip-key-file") {
+		t.Fatalf("the log does not name the bad files: %q", logs.String())
 	}
 }
