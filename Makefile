@@ -7,7 +7,10 @@ BIN   := $(RUN)/bin/parley
 
 # The local cluster: node i listens on HTTP 818i, gossip 795i, remote 819i,
 # raft 830i; node1 bootstraps the replicated store, the others become voters.
+# Every plane runs with the certificates and gossip key of CLUSTER_CERTS
+# (docs/security.md), made by `parley certs` on the first run.
 CLUSTER_DIR   := $(RUN)/cluster
+CLUSTER_CERTS := $(CLUSTER_DIR)/certs
 CLUSTER_NODES := 1 2 3
 
 .PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated generate lint bench chaos
@@ -28,6 +31,8 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	  if [ -f $$pidfile ] && kill -0 $$(cat $$pidfile) 2>/dev/null; then \
 	    echo "node$$i is already running (pid $$(cat $$pidfile)); make cluster-stop first"; exit 1; fi; \
 	done
+	@for i in $(CLUSTER_NODES); do [ -f $(CLUSTER_CERTS)/node$$i.pem ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(BIN) certs --out $(CLUSTER_CERTS) $(addprefix node,$(CLUSTER_NODES)) >/dev/null && echo "certificates and gossip key in $(CLUSTER_CERTS)"; fi
 	@# node1 creates the demo tenant (its key goes to node1.log); every node
 	@# then serves the same tenants file, so the key works on all three.
 	@for i in $(CLUSTER_NODES); do \
@@ -37,6 +42,8 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	    --http-addr 127.0.0.1:818$$i --gossip-addr 127.0.0.1:795$$i --remote-addr 127.0.0.1:819$$i --raft-addr 127.0.0.1:830$$i \
 	    --join 127.0.0.1:7951,127.0.0.1:7952,127.0.0.1:7953 \
 	    --data-dir $(CLUSTER_DIR)/node$$i/data $$extra \
+	    --tls-ca $(CLUSTER_CERTS)/ca.pem --tls-cert $(CLUSTER_CERTS)/node$$i.pem --tls-key $(CLUSTER_CERTS)/node$$i-key.pem \
+	    --gossip-key-file $(CLUSTER_CERTS)/gossip.key \
 	    > $(CLUSTER_DIR)/node$$i.log 2>&1 & \
 	  echo $$! > $(CLUSTER_DIR)/node$$i.pid; \
 	  if [ $$i = 1 ]; then \
@@ -67,7 +74,7 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	fi
 	@echo "Logs: $(CLUSTER_DIR)/node{1,2,3}.log   Stop: make cluster-stop"
 
-cluster-status: ## show each local node's pid, readiness, view of the membership and the store's voters
+cluster-status: ## show each local node's pid, readiness, view of the membership, the store's voters and whether its planes run TLS
 	@for i in $(CLUSTER_NODES); do \
 	  pidfile=$(CLUSTER_DIR)/node$$i.pid; \
 	  if [ ! -f $$pidfile ] || ! kill -0 $$(cat $$pidfile) 2>/dev/null; then \
@@ -76,7 +83,8 @@ cluster-status: ## show each local node's pid, readiness, view of the membership
 	  members=$$(echo "$$body" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | sort | paste -sd, -); \
 	  voters=$$(echo "$$body" | grep -o '"voters":\[[^]]*\]' | grep -o '"[^"]*"' | tr -d '"' | grep -v voters | sort | paste -sd, -); \
 	  state=$$(echo "$$body" | grep -q '"status":"ready"' && echo ready || echo "not ready: $$body"); \
-	  echo "node$$i  http://127.0.0.1:818$$i  pid $$(cat $$pidfile)  $$state  members: $${members:-?}  voters: $${voters:-?}"; \
+	  tls=$$(echo "$$body" | grep -o '"tls":[a-z]*' | cut -d: -f2); \
+	  echo "node$$i  http://127.0.0.1:818$$i  pid $$(cat $$pidfile)  $$state  members: $${members:-?}  voters: $${voters:-?}  tls: $${tls:-?}"; \
 	done
 
 cluster-stop: ## stop the nodes `make cluster` started (SIGTERM: graceful leave), by pid

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/parley-chat/parley/cluster/security"
 )
 
 // Config configures one cluster member. Zero values mean "use the default".
@@ -48,6 +50,12 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*protocluster.Kind
+	// TLS, when set, makes the actor remote mutual TLS with this identity
+	// (tls.go). Nil leaves it in the clear: loopback-only clusters.
+	TLS *security.Identity
+	// GossipKey, when set, encrypts gossip with this AES key (16, 24 or 32
+	// bytes); every member must share it. Nil gossips in the clear.
+	GossipKey []byte
 	// Logger receives Parley's, Proto.Actor's and memberlist's logs. It
 	// should already name the node (a "node" attribute).
 	Logger *slog.Logger
@@ -137,6 +145,11 @@ func (c Config) Validate() error {
 	for _, seed := range c.Join {
 		if _, _, err := net.SplitHostPort(seed); err != nil {
 			return fmt.Errorf("cluster config: Join %q: %w", seed, err)
+		}
+	}
+	if c.GossipKey != nil {
+		if _, err := keyring(c); err != nil {
+			return err
 		}
 	}
 	if c.ProbeTimeout >= c.ProbeInterval {

@@ -46,7 +46,7 @@ func Start(cfg Config) (n *Node, err error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }))
 	provider := newMemberlistProvider(cfg)
 	cc := protocluster.Configure(cfg.ClusterName, provider, disthash.New(),
-		remote.Configure(remoteAddr.host, remoteAddr.port),
+		remote.Configure(remoteAddr.host, remoteAddr.port, remoteOptions(cfg)...),
 		protocluster.WithKinds(cfg.Kinds...),
 		protocluster.WithRequestTimeout(cfg.RequestTimeout),
 	)

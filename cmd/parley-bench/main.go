@@ -198,6 +198,11 @@ func measure(ctx context.Context, o options) (Report, error) {
 		if err := b.onNodes(ctx, 3, chats); err != nil {
 			return Report{}, err
 		}
+		// What mutual TLS and gossip encryption cost: the same rows on a
+		// cluster without them.
+		if err := b.onNodesWith(ctx, nodeSpec{n: 3, plaintext: true}, chats); err != nil {
+			return Report{}, err
+		}
 		// What replication costs a chat: the same rows on one node
 		// without it.
 		err := b.onNodesWith(ctx, nodeSpec{n: 1, localStore: true}, func(ns *nodes) {
@@ -258,6 +263,9 @@ func (b *bench) start(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	store := "replicated store"
 	if spec.localStore {
 		store = "node-local store"
+	}
+	if spec.n > 1 {
+		store += map[bool]string{false: ", mutual TLS", true: ", no TLS"}[spec.plaintext]
 	}
 	progress("starting %d node(s), %s, --mock-token-delay %s", spec.n, store, spec.tokenDelay)
 	dir, err := os.MkdirTemp(b.dir, fmt.Sprintf("%dnodes-", spec.n))

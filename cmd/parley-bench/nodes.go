@@ -27,6 +27,9 @@ type nodeSpec struct {
 	n          int           // how many nodes, all joined to each other
 	tokenDelay time.Duration // --mock-token-delay
 	localStore bool          // --store local instead of the replicated store
+	// plaintext runs a cluster's planes in the clear; by default a cluster
+	// of more than one node runs mutual TLS and an encrypted gossip key.
+	plaintext bool
 }
 
 // nodes is a group of processes started together, through the harness
@@ -34,6 +37,7 @@ type nodeSpec struct {
 type nodes struct {
 	*harness.Cluster
 	localStore bool // started with --store local
+	plaintext  bool // a cluster with its planes in the clear
 	once       sync.Once
 }
 
@@ -42,7 +46,7 @@ type nodes struct {
 // voter). On any failure it stops whatever it started.
 func startNodes(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	c, err := harness.Start(harness.Spec{
-		Bin: spec.bin, Dir: spec.dir, N: spec.n, LocalStore: spec.localStore,
+		Bin: spec.bin, Dir: spec.dir, N: spec.n, LocalStore: spec.localStore, Plaintext: spec.plaintext,
 		Args: func(int) []string {
 			return []string{"--tenants", spec.tenants, "--mock-token-delay", spec.tokenDelay.String()}
 		},
@@ -50,7 +54,7 @@ func startNodes(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := &nodes{Cluster: c, localStore: spec.localStore}
+	ns := &nodes{Cluster: c, localStore: spec.localStore, plaintext: spec.plaintext && spec.n > 1}
 	if err := c.WaitReady(ctx, readyTimeout); err != nil {
 		ns.stop()
 		return nil, err

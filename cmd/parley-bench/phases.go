@@ -144,6 +144,9 @@ func (b *bench) chatPhase(ctx context.Context, ns *nodes, stream bool, conc int)
 		if ns.localStore {
 			name += ", node-local store (no replication)"
 		}
+		if ns.plaintext {
+			name += ", without TLS"
+		}
 		row := latencyRow(name, n, conc, res, s, chatTarget)
 		row.Result += spread
 		b.add(secChat, row)

@@ -53,6 +53,7 @@ type serveConfig struct {
 	// The debug listener (pprof, expvar); off when DebugAddr is empty.
 	DebugAddr   string
 	DebugPublic bool
+	Security       securityConfig // security.go
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -93,6 +94,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "host:port of a listener serving net/http/pprof and expvar (off when empty; loopback only unless --debug-addr-public)")
 	fs.BoolVar(&c.DebugPublic, "debug-addr-public", false, "allow --debug-addr on a non-loopback address")
+	c.Security.register(fs)
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -203,6 +205,9 @@ func (c serveConfig) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.checkSecurity(); err != nil {
+		return err
 	}
 	if c.TenantsFile != "" {
 		f, err := os.Open(c.TenantsFile)

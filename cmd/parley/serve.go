@@ -25,6 +25,7 @@ import (
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence/diskspace"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -36,7 +37,8 @@ const (
 
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
 // gracefully and returns nil. A second signal during the leave exits at
-// once.
+// once. SIGHUP reloads the tenants file (docs/tenants.md) and the cluster
+// credentials (docs/security.md).
 func serve(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
@@ -60,6 +62,7 @@ wait:
 		select {
 		case <-hangups:
 			n.reload(logger)
+			n.security.reload(n.member, logger.With("component", "security"))
 		case sig := <-signals:
 			logger.Info("shutting down", "signal", sig.String())
 			break wait
@@ -89,7 +92,8 @@ type node struct {
 	cfg      serveConfig
 	stores   stores
 	disk     *diskspace.Guard
-	voters   *voterReconciler // nil without a replicated store
+	voters   *raftstore.Reconciler // nil without a replicated store
+	security *nodeSecurity         // nil when the cluster runs in the clear
 	sweeper  *session.Sweeper
 	member   *cluster.Node
 	http     *http.Server
@@ -140,11 +144,15 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
 	}
+	sec, err := loadSecurity(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	registry, err := loadTenants(cfg, stdout)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStores(cfg, logger.With("component", "storage"))
+	st, err := openStores(cfg, sec, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +196,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
 	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind, limiterKind}
+	sec.apply(&ccfg)
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -205,7 +214,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
 	n := &node{tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
-		disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
+		security: sec, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
@@ -247,7 +256,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		n.debug = startDebug(debugListener, logger.With("component", "debug"))
 	}
 	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
-		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
+		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join, "tls", sec != nil)
 	return n, nil
 }
 
@@ -268,11 +277,11 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 	cancel()
 	n.sweeper.Stop()
-	n.voters.stop()
+	n.voters.Stop()
 	if rs := n.stores.replicated(); rs != nil {
 		// Hand leadership over first: writes then wait for one hand-off
 		// instead of an election timeout. The node stays a voter, as it
-		// is expected back (a restart); see voterReconciler.
+		// is expected back (a restart); see raftstore.Reconciler.
 		if err := rs.TransferLeadership(); err != nil {
 			logger.Warn("handing raft leadership over", "err", err)
 		}
@@ -333,6 +342,9 @@ func (n *node) Voters() []string {
 	}
 	return nil
 }
+
+// ClusterTLS implements edge.ClusterSecurity.
+func (n *node) ClusterTLS() bool { return n.security != nil }
 
 // Members implements edge.Health.
 func (n *node) Members() any { return n.member.Members() }

@@ -25,6 +25,15 @@ type readyzResponse struct {
 	Node    string   `json:"node"`
 	Members any      `json:"members"`
 	Voters  []string `json:"voters,omitempty"`
+	TLS     *bool    `json:"tls,omitempty"`
+}
+
+// ClusterSecurity is implemented by a Health that knows whether its node's
+// inter-node planes are secured: /readyz then says so in "tls".
+type ClusterSecurity interface {
+	// ClusterTLS reports whether gossip is encrypted and the remote and
+	// raft ports run mutual TLS.
+	ClusterTLS() bool
 }
 
 // Voters is implemented by a Health whose node runs a replicated store:
@@ -44,6 +53,10 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	body := readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()}
 	if v, ok := s.cfg.Health.(Voters); ok {
 		body.Voters = v.Voters()
+	}
+	if c, ok := s.cfg.Health.(ClusterSecurity); ok {
+		secured := c.ClusterTLS()
+		body.TLS = &secured
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -57,6 +57,12 @@ type Spec struct {
 	// node1 bootstraps and the others join as voters.
 	LocalStore bool
 
+	// Plaintext runs the cluster's planes in the clear. By default every
+	// node gets a certificate of a new cluster CA and the gossip key,
+	// written to Dir/certs (WriteCredentials), as a production cluster
+	// must run (docs/security.md).
+	Plaintext bool
+
 	// Args are more flags for node i (from 0); nil for none.
 	Args func(i int) []string
 }
@@ -76,6 +82,13 @@ func Start(spec Spec) (_ *Cluster, err error) {
 		seeds = append(seeds, all[i].gossip)
 	}
 	c := &Cluster{}
+	if !spec.Plaintext {
+		creds, err := WriteCredentials(filepath.Join(spec.Dir, "certs"), spec.N)
+		if err != nil {
+			return nil, err
+		}
+		c.Credentials = &creds
+	}
 	defer func() {
 		if err != nil {
 			c.Kill()
@@ -98,6 +111,9 @@ func Start(spec Spec) (_ *Cluster, err error) {
 		default:
 			args = append(args, "--raft-addr", a.raft)
 		}
+		if c.Credentials != nil {
+			args = append(args, c.Credentials.Flags(name)...)
+		}
 		if spec.Args != nil {
 			args = append(args, spec.Args(i)...)
 		}
@@ -115,6 +131,9 @@ func Start(spec Spec) (_ *Cluster, err error) {
 // Restart's result when a test restarts it.
 type Cluster struct {
 	Nodes []*Node
+	// Credentials are the nodes' certificates and gossip key; nil for a
+	// Plaintext cluster.
+	Credentials *Credentials
 }
 
 // URLs are the base URLs of every node's HTTP edge.

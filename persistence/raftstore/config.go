@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,17 @@ type Config struct {
 	// that no leader with a quorum carries out within it fails with
 	// ErrNoQuorum. The caller's context may shorten it.
 	ApplyTimeout time.Duration
+	// ServerTLS and ClientTLS make every connection of the port mutual TLS
+	// (tls.go): ServerTLS for the ones accepted, which must require and
+	// verify a client certificate, ClientTLS for the ones dialled. Give
+	// both or neither; neither leaves the port in the clear, which only a
+	// loopback-only member may do.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	// OnTLSRefused, when set, is told of every accepted connection whose
+	// TLS handshake failed, from the goroutine that served it (for a
+	// rate-limited log line).
+	OnTLSRefused func(remote string, err error)
 	// Logger receives the store's lines and hashicorp/raft's (raft's Info
 	// lines at Debug). Nil means slog.Default().
 	Logger *slog.Logger
@@ -135,6 +147,8 @@ func (c Config) Validate() error {
 		return errors.New("raftstore: Config.Dir is required")
 	case c.BindAddr == "":
 		return errors.New("raftstore: Config.BindAddr is required")
+	case (c.ServerTLS == nil) != (c.ClientTLS == nil):
+		return errors.New("raftstore: Config.ServerTLS and Config.ClientTLS go together")
 	case c.ApplyTimeout < 0:
 		return fmt.Errorf("raftstore: Config.ApplyTimeout is negative (%s)", c.ApplyTimeout)
 	case c.HeartbeatTimeout < 5*time.Millisecond:

@@ -130,6 +130,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("raftstore: Config.AdvertiseAddr is needed: bound %s: %w", ln.Addr(), err)
 	}
 	m := newMux(ln, advertise, logger)
+	m.tls = newTransportTLS(cfg)
 	cleanups = append(cleanups, func() { _ = m.Close(); m.wait() })
 
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
