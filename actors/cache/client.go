@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/actors/grains"
 )
 
 // Client is how Parley's own code (the HTTP edge) reads and writes a
@@ -13,7 +15,7 @@ import (
 // and reports failures as this package's sentinel errors. It is safe for
 // concurrent use.
 type Client struct {
-	node Requester
+	node grains.Requester
 
 	// Observer, when set, is told about every answered Get. Set it before
 	// the Client is first used.
@@ -22,7 +24,7 @@ type Client struct {
 
 // NewClient returns a Client that reaches the Cache grains through node
 // (a *cluster.Node in production).
-func NewClient(node Requester) *Client {
+func NewClient(node grains.Requester) *Client {
 	return &Client{node: node}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/cluster"
 )
 
@@ -27,7 +28,7 @@ type fakeCall struct {
 	msg            any
 }
 
-var _ cache.Requester = (*fakeRequester)(nil)
+var _ grains.Requester = (*fakeRequester)(nil)
 
 func (f *fakeRequester) Request(_ context.Context, identity, kind string, msg any) (any, error) {
 	f.mu.Lock()

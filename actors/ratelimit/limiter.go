@@ -8,21 +8,9 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/cluster"
 )
-
-// Requester sends msg to the grain kind/identity and waits for its answer
-// until ctx's deadline. *cluster.Node is the production one. A Limiter
-// calls it from several goroutines at once; it must be safe for that and
-// must return once ctx is done.
-type Requester interface {
-	// Request returns the grain's answer (a *Decision, *Refunded or
-	// *Failure), or an error when it could not be had before ctx's
-	// deadline.
-	Request(ctx context.Context, identity, kind string, msg any) (any, error)
-}
-
-var _ Requester = (*cluster.Node)(nil)
 
 // UnavailablePolicy says what a Limiter does about a scope whose limiter
 // cannot be reached in time (the tenants file's onLimiterUnavailable).
@@ -112,13 +100,13 @@ func (c LimiterConfig) Validate() error {
 // Limiter checks a request against every applicable scope. It is safe for
 // concurrent use.
 type Limiter struct {
-	r   Requester
+	r   grains.Requester
 	cfg LimiterConfig
 }
 
 // NewLimiter returns a Limiter asking its grains through r (a
 // *cluster.Node in production).
-func NewLimiter(r Requester, cfg LimiterConfig) (*Limiter, error) {
+func NewLimiter(r grains.Requester, cfg LimiterConfig) (*Limiter, error) {
 	if r == nil {
 		return nil, errors.New("ratelimit: NewLimiter: Requester is nil")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
@@ -38,7 +39,7 @@ const (
 	hanging            // never returns until the test ends, whatever ctx says
 )
 
-var _ ratelimit.Requester = (*fakeRequester)(nil)
+var _ grains.Requester = (*fakeRequester)(nil)
 
 func newFakeRequester(e *env) *fakeRequester {
 	r := &fakeRequester{e: e, pids: map[string]*actor.PID{}, broken: map[ratelimit.Scope]breakage{}, hung: make(chan struct{})}

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,15 +10,14 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/tenants"
 )
 
 // Grains is how the edge reaches grains: *cluster.Node.
 type Grains interface {
-	Request(ctx context.Context, identity, kind string, msg any) (any, error)
-	// HostLost is closed when the node at an actor-remote address is
-	// declared failed (nil: never).
-	HostLost(address string) <-chan struct{}
+	grains.Requester
+	grains.HostWatcher
 }
 
 // Config is what the edge needs from the node it runs on. Zero durations
