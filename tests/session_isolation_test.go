@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
@@ -49,7 +50,7 @@ func call(t *testing.T, n *cluster.Node, tenant, sessionID string, msg any) any 
 	if err != nil {
 		t.Fatalf("%s %T: %v", identity, msg, err)
 	}
-	if f, ok := res.(*session.Failure); ok {
+	if f, ok := res.(*grains.Failure); ok {
 		t.Fatalf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
 	}
 	return res

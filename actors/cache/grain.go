@@ -8,14 +8,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/passivation"
 	"github.com/parley-chat/parley/persistence"
-)
-
-// Failure codes.
-const (
-	CodeInvalidArgument = "invalid_argument"
-	CodeUnavailable     = "unavailable"
 )
 
 // NewKind returns the Cache grain kind to register on every node.
@@ -103,7 +98,7 @@ func (g *grain) load() error {
 // answered with a Failure.
 func (g *grain) ready(ctx actor.Context) bool {
 	if g.keyErr != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: g.keyErr.Error()})
 		return false
 	}
 	if !g.loaded {
@@ -118,7 +113,7 @@ func (g *grain) ready(ctx actor.Context) bool {
 // fail answers unavailable. The key is not logged: it is client text.
 func (g *grain) fail(ctx actor.Context, what string, err error) {
 	g.cfg.Logger.Error("cache "+what, "tenant", g.key.Tenant, "err", err)
-	ctx.Respond(&Failure{Code: CodeUnavailable, Message: fmt.Sprintf("cache %s: storage unavailable", what)})
+	ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: fmt.Sprintf("cache %s: storage unavailable", what)})
 }
 
 func (g *grain) storeContext() (context.Context, context.CancelFunc) {

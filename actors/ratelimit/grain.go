@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/passivation"
 )
 
@@ -107,13 +108,13 @@ func (g *grain) stopping() {
 // answered with a Failure.
 func (g *grain) ready(ctx actor.Context) bool {
 	if g.keyErr != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: g.keyErr.Error()})
 		return false
 	}
 	if !g.loaded {
 		if err := g.load(); err != nil {
 			g.cfg.Logger.Error("loading rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "err", err)
-			ctx.Respond(&Failure{Code: CodeUnavailable, Message: "load counters: storage unavailable"})
+			ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: "load counters: storage unavailable"})
 			return false
 		}
 	}

@@ -315,11 +315,12 @@ func (l *Limiter) ask(ctx context.Context, identity string, msg any) answer {
 		if _, ok := msg.(*Refund); ok {
 			return answer{}
 		}
-	case *Failure:
-		if res.Code == CodeInvalidArgument {
+	case *grains.Failure:
+		err := grains.Failed(res)
+		if errors.Is(err, grains.ErrInvalidArgument) {
 			return answer{invalid: fmt.Errorf("%w: %s", ErrBadRequest, res.Message)}
 		}
-		return answer{err: fmt.Errorf("rate limiter %s: %s", res.Code, res.Message)}
+		return answer{err: fmt.Errorf("rate limiter %s: %w", res.Code, err)}
 	}
 	return answer{err: fmt.Errorf("rate limiter answered %T to %T", res, msg)}
 }

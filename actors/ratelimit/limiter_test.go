@@ -35,7 +35,7 @@ type breakage int
 const (
 	working   breakage = iota
 	timingOut          // fails as cluster.Node.Request does when its deadline passes
-	storeDown          // the grain answers Failure{unavailable}
+	storeDown          // the grain answers grains.Failure{unavailable}
 	hanging            // never returns until the test ends, whatever ctx says
 )
 
@@ -71,7 +71,7 @@ func (r *fakeRequester) Request(ctx context.Context, identity, kind string, msg 
 	case timingOut:
 		return nil, fmt.Errorf("%w: %s/%s", cluster.ErrTimeout, kind, identity)
 	case storeDown:
-		return &ratelimit.Failure{Code: ratelimit.CodeUnavailable, Message: "load counters: storage unavailable"}, nil
+		return &grains.Failure{Code: grains.CodeUnavailable, Message: "load counters: storage unavailable"}, nil
 	case hanging:
 		<-r.hung
 		return nil, errors.New("test over")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 )
@@ -336,13 +337,15 @@ func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
 
 // grainReply answers a grain's Failure (or an unexpected reply).
 func (s *server) grainReply(w http.ResponseWriter, res any) {
-	f, ok := res.(*session.Failure)
-	switch {
-	case !ok:
+	f, ok := res.(*grains.Failure)
+	if !ok {
 		writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf("unexpected reply %T", res))
-	case f.Code == session.CodeConflict:
+		return
+	}
+	switch err := grains.Failed(f); {
+	case errors.Is(err, grains.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
-	case f.Code == session.CodeInvalidArgument:
+	case errors.Is(err, grains.ErrInvalidArgument):
 		writeError(w, http.StatusBadRequest, CodeValidation, f.Message)
 	default:
 		w.Header().Set("Retry-After", "1")
