@@ -98,7 +98,7 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Grains: node, System: node.System(),
+		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Sessions: session.NewClient(node, node.System()),
 			RateLimiter: edge.NewRateLimiter(limiter, opts.trusted), Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)

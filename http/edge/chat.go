@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
@@ -53,67 +51,6 @@ type chatResponse struct {
 	TraceID   string      `json:"traceId"`
 }
 
-// replyStream is the edge end of one reply: an actor on this node that
-// the session grain sends tokens to, feeding a bounded channel the
-// handler drains. When the channel stays full for slowReaderGrace (the
-// client reads slower than the model writes) the stream is abandoned,
-// never buffered without bound.
-type replyStream struct {
-	pid      *actor.PID
-	events   chan any
-	overflow chan struct{}
-}
-
-// slowReaderGrace is how long a full stream buffer waits for its client
-// before the stream is abandoned: long enough for a client that reads to
-// take a burst (a replayed reply arrives all at once), short enough that
-// one that stopped reading is let go.
-const slowReaderGrace = time.Second
-
-// openStream starts the actor a reply is sent to. With tokens false (a
-// stream:false request) only the first token is kept, for the
-// time-to-first-token figure: the reply's text comes whole in ReplyDone.
-func (s *server) openStream(tokens bool) *replyStream {
-	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{})}
-	sawToken := false
-	props := actor.PropsFromFunc(func(c actor.Context) {
-		switch m := c.Message().(type) {
-		case *session.Token:
-			if !tokens && sawToken {
-				return
-			}
-			sawToken = true
-			rs.put(m)
-		case *session.ReplyDone, *session.ReplyFailed:
-			rs.put(m)
-		}
-	})
-	rs.pid = s.cfg.System.Root.SpawnPrefix(props, "reply")
-	return rs
-}
-
-// put queues ev for the handler, waiting up to slowReaderGrace for room;
-// after that the stream is abandoned and later events are dropped. It
-// runs on the stream's own actor, so waiting delays nothing else.
-func (rs *replyStream) put(ev any) {
-	select {
-	case <-rs.overflow:
-		return
-	case rs.events <- ev:
-		return
-	default:
-	}
-	timer := time.NewTimer(slowReaderGrace)
-	defer timer.Stop()
-	select {
-	case rs.events <- ev:
-	case <-timer.C:
-		close(rs.overflow)
-	}
-}
-
-func (s *server) closeStream(rs *replyStream) { s.cfg.System.Root.Stop(rs.pid) }
-
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req chatRequest
@@ -122,8 +59,8 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := tenantOf(r.Context())
-	identity, err := session.Identity(tenant.ID, strings.ToLower(req.SessionID))
-	if err != nil {
+	sessionID := strings.ToLower(req.SessionID)
+	if _, err := session.Identity(tenant.ID, sessionID); err != nil {
 		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
 		return
 	}
@@ -135,26 +72,19 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 
 	prompt := s.modelConfig(r.Context(), tenant).PromptTemplate
 	streaming := req.Stream == nil || *req.Stream
-	rs := s.openStream(streaming)
-	defer s.closeStream(rs)
-	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
-		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt, IdempotencyKey: idempotencyKey,
+	reply, err := s.cfg.Sessions.Chat(r.Context(), tenant.ID, sessionID, session.ChatRequest{
+		Content: req.Message, Prompt: prompt, IdempotencyKey: idempotencyKey, Tokens: streaming, Buffer: s.cfg.StreamBuffer,
 	})
 	if err != nil {
-		s.grainError(w, r, err)
+		s.sessionError(w, r, err)
 		return
 	}
-	started, ok := res.(*session.ChatStarted)
-	if !ok {
-		s.grainReply(w, res)
-		return
-	}
-	hostLost := s.cfg.Grains.HostLost(started.Host)
+	defer reply.Close()
 	if streaming {
-		s.streamReply(w, r, rs, hostLost, start)
+		s.streamReply(w, r, reply, start)
 		return
 	}
-	s.wholeReply(w, r, rs, hostLost, start)
+	s.wholeReply(w, r, reply, start)
 }
 
 // idempotencyKeyOf reads the optional Idempotency-Key header: "" when it is
@@ -175,7 +105,7 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
 // as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -219,7 +149,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 			// The client went away: stop writing and free the PID now
 			// (deferred); the grain finishes and stores the reply anyway.
 			return
-		case <-rs.overflow:
+		case <-reply.Abandoned():
 			fail("slow_consumer", "the client read too slowly; the reply is stored in the session's history")
 			return
 		case <-heartbeat.C:
@@ -229,42 +159,42 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 		case <-stall.C:
 			fail(CodeUnavailable, "the session stopped answering; the reply may still be stored in the session's history")
 			return
-		case <-hostLost:
+		case <-reply.HostLost():
 			fail(CodeUnavailable, hostLostMessage)
 			return
-		case ev := <-rs.events:
+		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
-			switch m := ev.(type) {
-			case *session.Token:
-				if ttft == 0 {
-					ttft = time.Since(start)
-					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
-				}
-				if !send("token", fmt.Sprint(m.Index), map[string]string{"text": m.Text}) {
-					return
-				}
-			case *session.ReplyDone:
+			switch {
+			case ev.Done != nil:
 				send("done", "", doneEvent{
-					MessageID: m.Message.Id,
-					Usage:     usage(m),
+					MessageID: ev.Done.Message.ID,
+					Usage:     usage(ev.Done),
 					LatencyMs: time.Since(start).Milliseconds(),
 					TTFTMs:    ttft.Milliseconds(),
 					TraceID:   traceID,
 				})
 				return
-			case *session.ReplyFailed:
-				fail(CodeUnavailable, m.Message)
+			case ev.Err != nil:
+				fail(CodeUnavailable, ev.Err.Error())
 				return
+			default:
+				if ttft == 0 {
+					ttft = time.Since(start)
+					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+				}
+				if !send("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text}) {
+					return
+				}
 			}
 		}
 	}
 }
 
 // wholeReply waits for the whole reply and answers it as one JSON body. Its
-// stream holds at most the first token and the end (openStream), so it
-// cannot overflow.
-func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
+// reply holds at most the first token and the end (ChatRequest.Tokens is
+// false), so it cannot be abandoned.
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -276,36 +206,34 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStr
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session stopped answering; the reply may still be stored in its history")
 			return
-		case <-hostLost:
+		case <-reply.HostLost():
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, hostLostMessage)
 			return
-		case ev := <-rs.events:
+		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
-			switch m := ev.(type) {
-			case *session.Token:
-				if ttft == 0 {
-					ttft = time.Since(start)
-					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
-				}
-			case *session.ReplyDone:
+			switch {
+			case ev.Done != nil:
 				writeJSON(w, http.StatusOK, chatResponse{
-					Message:   toJSON(m.Message),
-					Usage:     usage(m),
+					Message:   toJSON(ev.Done.Message),
+					Usage:     usage(ev.Done),
 					LatencyMs: time.Since(start).Milliseconds(),
 					TTFTMs:    ttft.Milliseconds(),
 					TraceID:   w.Header().Get(HeaderTraceID),
 				})
 				return
-			case *session.ReplyFailed:
-				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, m.Message)
+			case ev.Err != nil:
+				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, ev.Err.Error())
 				return
+			case ttft == 0:
+				ttft = time.Since(start)
+				s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 			}
 		}
 	}
 }
 
-func usage(d *session.ReplyDone) Usage {
+func usage(d *session.Done) Usage {
 	return Usage{
 		PromptTokens:     int(d.PromptTokens),
 		CompletionTokens: int(d.CompletionTokens),
@@ -316,6 +244,28 @@ func usage(d *session.ReplyDone) Usage {
 // hostLostMessage ends a reply whose session's node failed mid-reply: the
 // user message is stored, the reply is not.
 const hostLostMessage = "the session's node failed before the reply was finished; your message is stored, the reply is not: send it again, with the same Idempotency-Key to get a reply without storing it twice"
+
+// sessionError answers a failed session call: 409 while a reply is in
+// progress, 400 for a request the session refused, 503 (retry) when the
+// session could not be reached or its storage failed, nothing when the
+// client itself is gone.
+func (s *server) sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	var refused *grains.Error
+	switch {
+	case errors.Is(err, grains.ErrConflict):
+		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
+	case errors.Is(err, grains.ErrInvalidArgument) && errors.As(err, &refused):
+		writeError(w, http.StatusBadRequest, CodeValidation, refused.Message)
+	case errors.Is(err, grains.ErrUnavailable) && errors.As(err, &refused):
+		// The session answered: its storage failed.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, refused.Message)
+	case errors.Is(err, grains.ErrUnavailable) || errors.Is(err, context.Canceled):
+		s.grainError(w, r, err)
+	default:
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+	}
+}
 
 // grainError maps a failed grain call to 503 (the cluster is re-forming or
 // the node is leaving: retry) or the caller's own cancellation.
@@ -333,22 +283,4 @@ func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "the session's node failed while handling the request; it may or may not have been stored: retry, with the same Idempotency-Key to store it once"
 	}
 	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, msg)
-}
-
-// grainReply answers a grain's Failure (or an unexpected reply).
-func (s *server) grainReply(w http.ResponseWriter, res any) {
-	f, ok := res.(*grains.Failure)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf("unexpected reply %T", res))
-		return
-	}
-	switch err := grains.Failed(f); {
-	case errors.Is(err, grains.ErrConflict):
-		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
-	case errors.Is(err, grains.ErrInvalidArgument):
-		writeError(w, http.StatusBadRequest, CodeValidation, f.Message)
-	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, f.Message)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
 )
@@ -37,7 +38,7 @@ func newTestEdge(t *testing.T, h Health) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler, err := New(Config{NodeName: "node-a", Health: h, Tenants: reg, Grains: &noGrains{}, System: testkit.NewActorSystem(t), Logger: testkit.NewLogger(t)})
+	handler, err := New(Config{NodeName: "node-a", Health: h, Tenants: reg, Sessions: session.NewClient(&noGrains{}, testkit.NewActorSystem(t)), Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
