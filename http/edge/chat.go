@@ -2,17 +2,13 @@ package edge
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
-	"github.com/parley-chat/parley/cluster"
 )
 
 // HeaderIdempotencyKey is the optional request header of POST /chat that
@@ -61,7 +57,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	tenant := tenantOf(r.Context())
 	sessionID := strings.ToLower(req.SessionID)
 	if _, err := session.Identity(tenant.ID, sessionID); err != nil {
-		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
+		s.writeErr(w, r, err)
 		return
 	}
 	idempotencyKey, rerr := idempotencyKeyOf(r)
@@ -76,7 +72,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		Content: req.Message, Prompt: prompt, IdempotencyKey: idempotencyKey, Tokens: streaming, Buffer: s.cfg.StreamBuffer,
 	})
 	if err != nil {
-		s.sessionError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	defer reply.Close()
@@ -140,8 +136,10 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 		}
 		return rc.Flush() == nil
 	}
-	fail := func(code, message string) {
-		send("error", "", ErrorBody{Error: ErrorInfo{Code: code, Message: message}, TraceID: traceID})
+	fail := func(err error) {
+		if body, ok := s.errorEvent(w, r, err); ok {
+			send("error", "", body)
+		}
 	}
 	for {
 		select {
@@ -150,17 +148,17 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 			// (deferred); the grain finishes and stores the reply anyway.
 			return
 		case <-reply.Abandoned():
-			fail("slow_consumer", "the client read too slowly; the reply is stored in the session's history")
+			fail(errSlowConsumer)
 			return
 		case <-heartbeat.C:
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
 		case <-stall.C:
-			fail(CodeUnavailable, "the session stopped answering; the reply may still be stored in the session's history")
+			fail(errStalled)
 			return
 		case <-reply.HostLost():
-			fail(CodeUnavailable, hostLostMessage)
+			fail(errHostLost)
 			return
 		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
@@ -176,7 +174,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 				})
 				return
 			case ev.Err != nil:
-				fail(CodeUnavailable, ev.Err.Error())
+				fail(ev.Err)
 				return
 			default:
 				if ttft == 0 {
@@ -203,12 +201,10 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *sessi
 		case <-r.Context().Done():
 			return
 		case <-stall.C:
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session stopped answering; the reply may still be stored in its history")
+			s.writeErr(w, r, errStalled)
 			return
 		case <-reply.HostLost():
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, hostLostMessage)
+			s.writeErr(w, r, errHostLost)
 			return
 		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
@@ -223,7 +219,7 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *sessi
 				})
 				return
 			case ev.Err != nil:
-				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, ev.Err.Error())
+				s.writeErr(w, r, ev.Err)
 				return
 			case ttft == 0:
 				ttft = time.Since(start)
@@ -239,48 +235,4 @@ func usage(d *session.Done) Usage {
 		CompletionTokens: int(d.CompletionTokens),
 		TotalTokens:      int(d.PromptTokens + d.CompletionTokens),
 	}
-}
-
-// hostLostMessage ends a reply whose session's node failed mid-reply: the
-// user message is stored, the reply is not.
-const hostLostMessage = "the session's node failed before the reply was finished; your message is stored, the reply is not: send it again, with the same Idempotency-Key to get a reply without storing it twice"
-
-// sessionError answers a failed session call: 409 while a reply is in
-// progress, 400 for a request the session refused, 503 (retry) when the
-// session could not be reached or its storage failed, nothing when the
-// client itself is gone.
-func (s *server) sessionError(w http.ResponseWriter, r *http.Request, err error) {
-	var refused *grains.Error
-	switch {
-	case errors.Is(err, grains.ErrConflict):
-		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
-	case errors.Is(err, grains.ErrInvalidArgument) && errors.As(err, &refused):
-		writeError(w, http.StatusBadRequest, CodeValidation, refused.Message)
-	case errors.Is(err, grains.ErrUnavailable) && errors.As(err, &refused):
-		// The session answered: its storage failed.
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, refused.Message)
-	case errors.Is(err, grains.ErrUnavailable) || errors.Is(err, context.Canceled):
-		s.grainError(w, r, err)
-	default:
-		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
-	}
-}
-
-// grainError maps a failed grain call to 503 (the cluster is re-forming or
-// the node is leaving: retry) or the caller's own cancellation.
-func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(r.Context().Err(), context.Canceled) {
-		return // the client is gone; nobody reads the answer
-	}
-	s.cfg.Logger.Warn("grain call failed", "err", err, "traceId", w.Header().Get(HeaderTraceID))
-	w.Header().Set("Retry-After", "1")
-	msg := "the session is unavailable; retry shortly"
-	switch {
-	case errors.Is(err, cluster.ErrShuttingDown):
-		msg = "this node is shutting down; retry on another"
-	case errors.Is(err, cluster.ErrHostLost):
-		msg = "the session's node failed while handling the request; it may or may not have been stored: retry, with the same Idempotency-Key to store it once"
-	}
-	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, msg)
 }

@@ -40,17 +40,17 @@ func toJSON(m session.Entry) messageJSON {
 
 // sessionIDOf reads {sessionId} and checks that it names a session of the
 // authenticated tenant: the tenant comes only from the key.
-func sessionIDOf(w http.ResponseWriter, r *http.Request) (tenant, sessionID string, ok bool) {
+func (s *server) sessionIDOf(w http.ResponseWriter, r *http.Request) (tenant, sessionID string, ok bool) {
 	tenant, sessionID = tenantOf(r.Context()).ID, strings.ToLower(chi.URLParam(r, "sessionId"))
 	if _, err := session.Identity(tenant, sessionID); err != nil {
-		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
+		s.writeErr(w, r, err)
 		return "", "", false
 	}
 	return tenant, sessionID, true
 }
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
-	tenant, sessionID, ok := sessionIDOf(w, r)
+	tenant, sessionID, ok := s.sessionIDOf(w, r)
 	if !ok {
 		return
 	}
@@ -77,7 +77,7 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := s.cfg.Sessions.History(r.Context(), tenant, sessionID, limit, before)
 	if err != nil {
-		s.sessionError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := historyResponse{Messages: make([]messageJSON, 0, len(page.Messages))}
@@ -92,12 +92,12 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) {
-	tenant, sessionID, ok := sessionIDOf(w, r)
+	tenant, sessionID, ok := s.sessionIDOf(w, r)
 	if !ok {
 		return
 	}
 	if err := s.cfg.Sessions.Clear(r.Context(), tenant, sessionID); err != nil {
-		s.sessionError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

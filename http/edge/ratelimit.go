@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"unicode/utf8"
@@ -45,12 +46,11 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), Limits: &ratelimit.Limits{PerMinute: int64(rl.IP.PerMinute)}},
 	}
 	res, err := s.limiter.Check(r.Context(), t.ID, checks, ratelimit.UnavailablePolicy(rl.OnLimiterUnavailable))
-	if errors.Is(err, ratelimit.ErrBadIdentity) {
-		return RateDecision{}, &requestError{status: http.StatusBadRequest, code: CodeValidation, message: "request has invalid headers",
-			details: []ErrorDetail{{Field: "X-User-Id", Message: "must be 1 to 256 bytes of UTF-8 without NUL"}}}
-	}
-	if err != nil {
-		return RateDecision{}, err
+	switch {
+	case errors.Is(err, ratelimit.ErrBadIdentity):
+		return RateDecision{}, err // the client's X-User-Id: a 400
+	case err != nil:
+		return RateDecision{}, fmt.Errorf("%w: %w", errLimiterUnavailable, err)
 	}
 	var unavailable []string
 	for _, scope := range res.Unavailable {
