@@ -15,22 +15,16 @@ import (
 
 // NewKind returns the ChatSession grain kind to register on every node.
 func NewKind(cfg Config) (*cluster.Kind, error) {
-	props, err := Props(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return cluster.NewKind(Kind, props), nil
+	return grains.NewKind(Kind, cfg.withDefaults(), activate)
 }
 
-// Props returns the grain's props, for NewKind and for tests that spawn a
-// session outside a cluster (testkit.SpawnGrain).
+// Props returns the grain's props, for tests that spawn one outside a
+// cluster (testkit.SpawnGrain).
 func Props(cfg Config) (*actor.Props, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return actor.PropsFromProducer(func() actor.Actor { return &grain{cfg: cfg} }), nil
+	return grains.Props(cfg.withDefaults(), activate)
 }
+
+func activate(cfg Config) actor.Actor { return &grain{cfg: cfg} }
 
 // grain is one session's activation.
 type grain struct {

@@ -1,0 +1,58 @@
+package grains_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/grains"
+	"github.com/parley-chat/parley/actors/testkit"
+)
+
+type echoConfig struct{ reply string }
+
+func (c echoConfig) Validate() error {
+	if c.reply == "" {
+		return errors.New("echo config: reply is empty")
+	}
+	return nil
+}
+
+type echo struct{ cfg echoConfig }
+
+func (e *echo) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(string); ok {
+		ctx.Respond(e.cfg.reply)
+	}
+}
+
+func activateEcho(cfg echoConfig) actor.Actor { return &echo{cfg: cfg} }
+
+func TestAKindRefusesAnInvalidConfig(t *testing.T) {
+	if _, err := grains.NewKind("Echo", echoConfig{}, activateEcho); err == nil || err.Error() != "echo config: reply is empty" {
+		t.Fatalf("NewKind = %v, want Validate's error", err)
+	}
+	if _, err := grains.Props(echoConfig{}, activateEcho); err == nil {
+		t.Fatal("Props accepted an invalid config")
+	}
+}
+
+func TestAKindsActivationsAreMadeFromItsConfig(t *testing.T) {
+	kind, err := grains.NewKind("Echo", echoConfig{reply: "pong"}, activateEcho)
+	if err != nil || kind.Kind != "Echo" {
+		t.Fatalf("NewKind = %v, %v", kind, err)
+	}
+	props, err := grains.Props(echoConfig{reply: "pong"}, activateEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	system := testkit.NewActorSystem(t)
+	pid := system.Root.Spawn(props)
+	defer system.Root.Stop(pid)
+	res, err := system.Root.RequestFuture(pid, "ping", 5*time.Second).Result()
+	if err != nil || res != "pong" {
+		t.Fatalf("activation answered %v, %v; want pong", res, err)
+	}
+}
