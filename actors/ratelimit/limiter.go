@@ -37,11 +37,17 @@ type ScopeCheck struct {
 	// Scope and ID name the limiter (see Identity).
 	Scope Scope
 	ID    string
-	// Limits are this scope's limits for the request's tenant. Required.
-	Limits *Limits
+	// PerMinute and Burst are this scope's limits for the request's
+	// tenant, as in Limits: PerMinute 1..MaxLimit is required, Burst 0
+	// means none.
+	PerMinute int64
+	Burst     int64
 	// Cost is the number of units the request spends; 0 means 1.
 	Cost int32
 }
+
+// limits is the check's limits as the grain takes them.
+func (c ScopeCheck) limits() *Limits { return &Limits{PerMinute: c.PerMinute, Burst: c.Burst} }
 
 // Result is a Limiter's answer for one request.
 type Result struct {
@@ -160,7 +166,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := checkRequest(c.Cost, c.Limits); err != nil {
+		if _, err := checkRequest(c.Cost, c.limits()); err != nil {
 			return Result{}, fmt.Errorf("%s scope: %w", c.Scope, err)
 		}
 		identities[i] = id
@@ -169,7 +175,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		return Result{}, err
 	}
 	answers := l.fanOut(ctx, identities, func(i int) any {
-		return &Check{Cost: checks[i].Cost, Limits: checks[i].Limits}
+		return &Check{Cost: checks[i].Cost, Limits: checks[i].limits()}
 	})
 	if err := ctx.Err(); errors.Is(err, context.Canceled) {
 		l.refundAllowed(ctx, checks, identities, answers)
@@ -194,7 +200,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 			if policy != PolicyClosed {
 				continue
 			}
-			d = l.closedRefusal(checks[i].Limits)
+			d = l.closedRefusal(checks[i].limits())
 		} else {
 			l.cfg.Observer.Decision(scope, d.Allowed)
 		}

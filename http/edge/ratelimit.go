@@ -41,9 +41,9 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 	ip := ratelimit.ClientIP(r.RemoteAddr, r.Header.Get("X-Forwarded-For"), s.trusted)
 	rl := t.RateLimit
 	checks := []ratelimit.ScopeCheck{
-		{Scope: ratelimit.ScopeTenant, ID: t.ID, Limits: &ratelimit.Limits{PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)}},
-		{Scope: ratelimit.ScopeUser, ID: user, Limits: &ratelimit.Limits{PerMinute: int64(rl.User.PerMinute)}},
-		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), Limits: &ratelimit.Limits{PerMinute: int64(rl.IP.PerMinute)}},
+		{Scope: ratelimit.ScopeTenant, ID: t.ID, PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)},
+		{Scope: ratelimit.ScopeUser, ID: user, PerMinute: int64(rl.User.PerMinute)},
+		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), PerMinute: int64(rl.IP.PerMinute)},
 	}
 	res, err := s.limiter.Check(r.Context(), t.ID, checks, ratelimit.UnavailablePolicy(rl.OnLimiterUnavailable))
 	switch {
