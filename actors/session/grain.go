@@ -15,13 +15,13 @@ import (
 
 // NewKind returns the ChatSession grain kind to register on every node.
 func NewKind(cfg Config) (*cluster.Kind, error) {
-	return grains.NewKind(Kind, cfg.withDefaults(), activate)
+	return grains.NewKind(Kind, cfg, DefaultConfig(), activate)
 }
 
 // Props returns the grain's props, for tests that spawn one outside a
 // cluster (testkit.SpawnGrain).
 func Props(cfg Config) (*actor.Props, error) {
-	return grains.Props(cfg.withDefaults(), activate)
+	return grains.Props(cfg, DefaultConfig(), activate)
 }
 
 func activate(cfg Config) actor.Actor { return &grain{cfg: cfg} }
