@@ -14,6 +14,15 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/parley-chat/parley/actors/grains"
+)
+
+// Node is the Requester every typed grain client calls, and tells those
+// clients when a member fails.
+var (
+	_ grains.Requester   = (*Node)(nil)
+	_ grains.HostWatcher = (*Node)(nil)
 )
 
 // Node is one running cluster member: an actor system, its remote, a

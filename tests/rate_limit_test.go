@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
@@ -60,7 +61,7 @@ type limitNet struct {
 
 type netOptions struct {
 	trusted   []netip.Prefix
-	requester func(*cluster.Node) ratelimit.Requester
+	requester func(*cluster.Node) grains.Requester
 	dirs      []string // on-disk stores when set
 }
 
@@ -89,7 +90,7 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 	ln := &limitNet{t: t, clock: clk, c: c, stores: stores}
 	reg := limitRegistry(t)
 	for _, node := range c.Nodes() {
-		var req ratelimit.Requester = node
+		var req grains.Requester = node
 		if opts.requester != nil {
 			req = opts.requester(node)
 		}
@@ -97,7 +98,7 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Grains: node, System: node.System(),
+		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Sessions: session.NewClient(node, node.System()),
 			RateLimiter: edge.NewRateLimiter(limiter), TrustedProxies: opts.trusted, Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -305,7 +306,7 @@ func (d downLimiters) Request(ctx context.Context, identity, kind string, msg an
 }
 
 func TestUnavailableLimiterFollowsTheTenantsPolicy(t *testing.T) {
-	ln := newLimitNet(t, 1, netOptions{requester: func(n *cluster.Node) ratelimit.Requester { return downLimiters{n} }})
+	ln := newLimitNet(t, 1, netOptions{requester: func(n *cluster.Node) grains.Requester { return downLimiters{n} }})
 	if resp := ln.hit(0, "open"); resp.StatusCode != 200 || resp.Header.Get("X-RateLimit-Limit") != "" {
 		t.Fatalf("open policy: %s", headers(resp))
 	}

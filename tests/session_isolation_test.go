@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
@@ -66,7 +67,7 @@ func tryCall(n *cluster.Node, tenant, sessionID string, msg any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %T: %w", identity, msg, err)
 	}
-	if f, ok := res.(*session.Failure); ok {
+	if f, ok := res.(*grains.Failure); ok {
 		return nil, fmt.Errorf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
 	}
 	return res, nil
@@ -266,8 +267,8 @@ func TestHostileSessionIdentitiesAreRefusedBeforeAnyGrain(t *testing.T) {
 		cfg.Kinds = append(cfg.Kinds, kind)
 	}))
 	node := c.Node(0)
-	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: limitRegistry(t), Grains: node,
-		System: node.System(), Logger: testkit.NewLogger(t)})
+	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: limitRegistry(t),
+		Sessions: session.NewClient(node, node.System()), Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func TestRequestsThroughEveryNodeShareOneWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", Limits: &ratelimit.Limits{PerMinute: 10}}
+	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", PerMinute: 10}
 	for i := range 12 {
 		res, err := limiters[i%3].Check(context.Background(), "acme", []ratelimit.ScopeCheck{user}, ratelimit.PolicyClosed)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence"
@@ -227,11 +228,11 @@ func TestCostCountsUnitsAndARefusalCountsNothing(t *testing.T) {
 		{Limits: &ratelimit.Limits{PerMinute: ratelimit.MaxLimit + 1}},
 		{Limits: &ratelimit.Limits{PerMinute: 10, Burst: -1}},
 	} {
-		if f := ask[*ratelimit.Failure](e, pid, bad); f.Code != ratelimit.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, bad); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("%v: %+v", bad, f)
 		}
 	}
-	if f := ask[*ratelimit.Failure](e, pid, &ratelimit.Refund{Cost: -2}); f.Code != ratelimit.CodeInvalidArgument {
+	if f := ask[*grains.Failure](e, pid, &ratelimit.Refund{Cost: -2}); f.Code != grains.CodeInvalidArgument {
 		t.Errorf("negative refund: %+v", f)
 	}
 	e.at(2 * time.Minute)
@@ -311,7 +312,7 @@ func TestWriteBehindWritesOncePerIntervalAndACrashForgetsOnlyThatInterval(t *tes
 		return nil
 	})
 	e.clock.Advance(5 * time.Second)
-	ask[*ratelimit.Failure](e, pid, &ratelimit.Check{})
+	ask[*grains.Failure](e, pid, &ratelimit.Check{})
 	// Stopping the grain waits for any write-behind still in flight (and
 	// writes nothing more, as nothing changed): after it, the count is
 	// final, whatever the scheduler did.
@@ -374,7 +375,7 @@ func TestAnUnavailableStoreRefusesToGuessAndRecovers(t *testing.T) {
 	e := newEnv(t)
 	e.store.failGets.Store(true)
 	pid := e.spawn(identity(t, ratelimit.ScopeUser, "alice"))
-	if f := ask[*ratelimit.Failure](e, pid, &ratelimit.Check{Limits: &ratelimit.Limits{PerMinute: 10}}); f.Code != ratelimit.CodeUnavailable {
+	if f := ask[*grains.Failure](e, pid, &ratelimit.Check{Limits: &ratelimit.Limits{PerMinute: 10}}); f.Code != grains.CodeUnavailable {
 		t.Fatalf("check with the store down: %+v", f)
 	}
 	e.store.failGets.Store(false)
@@ -439,10 +440,10 @@ func TestHostileIdentitiesAreRefusedAndStoreNothing(t *testing.T) {
 			t.Errorf("ParseIdentity(%q) accepted it", identity)
 		}
 		pid := e.spawn(identity)
-		if f := ask[*ratelimit.Failure](e, pid, &ratelimit.Check{Limits: &ratelimit.Limits{PerMinute: 10}}); f.Code != ratelimit.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, &ratelimit.Check{Limits: &ratelimit.Limits{PerMinute: 10}}); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("check on %q: %+v", identity, f)
 		}
-		if f := ask[*ratelimit.Failure](e, pid, &ratelimit.Refund{}); f.Code != ratelimit.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, &ratelimit.Refund{}); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("refund on %q: %+v", identity, f)
 		}
 		if err := e.system.Root.StopFuture(pid).Wait(); err != nil {

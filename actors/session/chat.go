@@ -6,12 +6,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/persistence"
 )
-
-// CodeConflict: a reply of this session is already in progress.
-const CodeConflict = "conflict"
 
 // replyFinished is what the reply's goroutine tells the grain when the
 // model is done.
@@ -33,15 +31,15 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		return
 	}
 	if g.replying {
-		ctx.Respond(&Failure{Code: CodeConflict, Message: "a reply is already in progress in this session"})
+		ctx.Respond(&grains.Failure{Code: grains.CodeConflict, Message: "a reply is already in progress in this session"})
 		return
 	}
 	if err := checkAppend(&Append{Role: string(persistence.RoleUser), Content: req.Content}); err != nil || req.ReplyId == "" {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
 		return
 	}
 	if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	history := g.turns(g.tail)
@@ -93,13 +91,13 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
 	if done.err != nil {
 		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
-		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the model failed to complete the reply"})
+		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
 		return
 	}
 	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the reply could not be stored"})
+		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
 		return
 	}
 	ctx.Send(done.to, &ReplyDone{

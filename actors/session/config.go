@@ -52,46 +52,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults; Store must still be set.
+// DefaultConfig returns the defaults; Store must still be set. A zero
+// field of a Config takes its value from here.
 func DefaultConfig() Config {
 	return Config{
 		Clock:        clock.Real,
+		Retention:    func(string) Retention { return DefaultRetention },
 		IdleTimeout:  5 * time.Minute,
 		TailSize:     20,
 		StoreTimeout: 5 * time.Second,
+		Model:        model.Mock{},
+		Prompt:       func(string) string { return "" },
+		ReplyTimeout: 2 * time.Minute,
+		Logger:       slog.New(slog.DiscardHandler),
 	}
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.Retention == nil {
-		c.Retention = func(string) Retention { return DefaultRetention }
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.TailSize == 0 {
-		c.TailSize = d.TailSize
-	}
-	if c.StoreTimeout == 0 {
-		c.StoreTimeout = d.StoreTimeout
-	}
-	if c.Model == nil {
-		c.Model = model.Mock{}
-	}
-	if c.Prompt == nil {
-		c.Prompt = func(string) string { return "" }
-	}
-	if c.ReplyTimeout == 0 {
-		c.ReplyTimeout = 2 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
 }
 
 // Validate names the first invalid field.

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence/badgerstore"
@@ -132,8 +133,8 @@ func TestHistoryPagesNewestFirstReturningEveryMessageOnce(t *testing.T) {
 		t.Errorf("default page has %d messages, want %d", n, session.DefaultHistoryLimit)
 	}
 	for _, bad := range []int32{-1, 101} {
-		f := ask[*session.Failure](e, pid, &session.History{Limit: bad})
-		if f.Code != session.CodeInvalidArgument {
+		f := ask[*grains.Failure](e, pid, &session.History{Limit: bad})
+		if f.Code != grains.CodeInvalidArgument {
 			t.Errorf("limit %d: %+v", bad, f)
 		}
 	}
@@ -243,7 +244,7 @@ func TestBadRequestsAreRefusedAndStoreNothing(t *testing.T) {
 		{Role: "user", Content: "\xff\xfe"},
 		{Role: "user", Content: "x", TokenCount: -1},
 	} {
-		if f := ask[*session.Failure](e, pid, req); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, req); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("%+v: %+v", req, f)
 		}
 	}
@@ -263,7 +264,7 @@ func TestHostileIdentityNeverReachesStorage(t *testing.T) {
 			t.Errorf("ParseIdentity(%q) accepted it", identity)
 		}
 		pid := e.spawn(identity)
-		if f := ask[*session.Failure](e, pid, &session.Append{Role: "user", Content: "x"}); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, &session.Append{Role: "user", Content: "x"}); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("%q: %+v", identity, f)
 		}
 	}
@@ -302,7 +303,7 @@ func TestTwoActivationsOfOneSessionNeverLoseOrDuplicate(t *testing.T) {
 					if _, ok := res.(*session.Appended); ok {
 						break
 					}
-					if f, ok := res.(*session.Failure); err != nil || !ok || f.Code != session.CodeUnavailable || try == 20 {
+					if f, ok := res.(*grains.Failure); err != nil || !ok || f.Code != grains.CodeUnavailable || try == 20 {
 						t.Errorf("append via %s: %v %v", pid.Id, res, err)
 						return
 					}

@@ -53,7 +53,7 @@ type serveConfig struct {
 	// The debug listener (pprof, expvar); off when DebugAddr is empty.
 	DebugAddr   string
 	DebugPublic bool
-	Security       securityConfig // security.go
+	Security    securityConfig // security.go
 }
 
 // envName maps a flag name to its environment variable: node-name →

@@ -219,20 +219,18 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
 	handler, err := edge.New(edge.Config{
-		NodeName:       cfg.NodeName,
-		Health:         n,
-		Tenants:        registry,
-		Grains:         member,
-		System:         member.System(),
-		Metrics:        metrics,
-		Cache:          cacheClient,
-		RateLimiter:    edge.NewRateLimiter(limiter),
-		TrustedProxies: cfg.TrustedProxies,
-		Heartbeat:      cfg.Heartbeat,
-		Logger:         logger.With("component", "http"),
-
+		NodeName:        cfg.NodeName,
+		Health:          n,
+		Tenants:         registry,
+		Sessions:        session.NewClient(member, member.System()),
+		Metrics:         metrics,
+		Cache:           cacheClient,
+		RateLimiter:     edge.NewRateLimiter(limiter),
+		TrustedProxies:  cfg.TrustedProxies,
+		Heartbeat:       cfg.Heartbeat,
 		Disk:            n.disk,
 		BodyReadTimeout: cfg.BodyReadTimeout,
+		Logger:          logger.With("component", "http"),
 	})
 	if err != nil {
 		return nil, err

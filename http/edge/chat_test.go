@@ -103,7 +103,7 @@ func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	metrics := edge.NewMetrics()
 	cacheClient := cache.NewClient(a.node)
 	cacheClient.Observer = metrics
-	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(),
+	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Sessions: session.NewClient(a.grains, a.node.System()),
 		Cache: cacheClient, Metrics: metrics, Logger: testkit.NewLogger(t)}
 	if adjust != nil {
 		adjust(&cfg)

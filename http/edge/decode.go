@@ -14,20 +14,6 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// requestError is a 4xx the decoder found: status, code and details.
-type requestError struct {
-	status  int
-	code    string
-	message string
-	details []ErrorDetail
-}
-
-func (e *requestError) Error() string { return e.message }
-
-func (e *requestError) write(w http.ResponseWriter) {
-	writeError(w, e.status, e.code, e.message, e.details...)
-}
-
 // decodeJSON reads the body into v strictly: application/json only (415),
 // within the body limit (413), no unknown fields, no trailing data, right
 // types (400), then validates v's `validate` tags (400 with one detail per

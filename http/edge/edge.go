@@ -1,27 +1,18 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 )
-
-// Grains is how the edge reaches grains: *cluster.Node.
-type Grains interface {
-	Request(ctx context.Context, identity, kind string, msg any) (any, error)
-	// HostLost is closed when the node at an actor-remote address is
-	// declared failed (nil: never).
-	HostLost(address string) <-chan struct{}
-}
 
 // Config is what the edge needs from the node it runs on. Zero durations
 // and sizes take the defaults in DefaultConfig.
@@ -32,10 +23,8 @@ type Config struct {
 	Health Health
 	// Tenants resolves API keys. Required.
 	Tenants *tenants.Registry
-	// Grains reaches session grains. Required.
-	Grains Grains
-	// System is this node's actor system, where reply streams live.
-	System *actor.ActorSystem
+	// Sessions reaches the ChatSession grains. Required.
+	Sessions *session.Client
 	// Cache serves /cache/{key} and the chat path's model config; without
 	// it /cache is 404 and chats read the tenants file directly.
 	Cache *cache.Client
@@ -137,10 +126,8 @@ func (c Config) Validate() error {
 		return errors.New("edge config: Health is nil")
 	case c.Tenants == nil:
 		return errors.New("edge config: Tenants is nil")
-	case c.Grains == nil:
-		return errors.New("edge config: Grains is nil")
-	case c.System == nil:
-		return errors.New("edge config: System is nil")
+	case c.Sessions == nil:
+		return errors.New("edge config: Sessions is nil")
 	case c.Logger == nil:
 		return errors.New("edge config: Logger is nil")
 	}

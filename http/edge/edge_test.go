@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
 )
@@ -43,7 +44,7 @@ func newTestEdgeWith(t *testing.T, h Health, tweak func(*Config)) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{NodeName: "node-a", Health: h, Tenants: reg, Grains: &noGrains{}, System: testkit.NewActorSystem(t), Logger: testkit.NewLogger(t)}
+	cfg := Config{NodeName: "node-a", Health: h, Tenants: reg, Sessions: session.NewClient(&noGrains{}, testkit.NewActorSystem(t)), Logger: testkit.NewLogger(t)}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -46,8 +46,7 @@ type Voters interface {
 // and 503 with the reason otherwise.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Health.Ready(); err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+		(&requestError{status: http.StatusServiceUnavailable, code: CodeNotReady, message: err.Error(), retryAfter: retry}).write(w)
 		return
 	}
 	body := readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()}

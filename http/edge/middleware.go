@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -175,7 +174,8 @@ func withAuthSlot(next http.Handler) http.Handler {
 }
 
 // RateLimiter is the seam the rate-limit middleware calls for every
-// authenticated request (docs/rate-limiting.md). Nil means no limits.
+// authenticated request (docs/rate-limiting.md). Nil means no limits. Its
+// errors are answered by the edge's error map (errors.go).
 type RateLimiter interface {
 	Check(r *http.Request, tenant *tenants.Tenant, keyID string) (RateDecision, error)
 }
@@ -202,15 +202,8 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, err := s.cfg.RateLimiter.Check(r, tenantOf(r.Context()), keyIDOf(r.Context()))
-		var rerr *requestError
-		if errors.As(err, &rerr) {
-			rerr.write(w)
-			return
-		}
 		if err != nil {
-			s.cfg.Logger.Error("rate limiter", "err", err, "traceId", w.Header().Get(HeaderTraceID))
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable; retry")
+			s.writeErr(w, r, err)
 			return
 		}
 		if len(d.Unavailable) > 0 {
@@ -227,9 +220,7 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 		}
 		if !d.Allowed {
 			refuseBeforeBody(w, r)
-			secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
-			w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded for scope "+d.Scope)
+			s.writeErr(w, r, &rateLimited{scope: d.Scope, retryAfter: d.RetryAfter})
 			return
 		}
 		next.ServeHTTP(w, r)

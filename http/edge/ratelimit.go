@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -38,17 +39,16 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 	ip := ClientIP(r.Context())
 	rl := t.RateLimit
 	checks := []ratelimit.ScopeCheck{
-		{Scope: ratelimit.ScopeTenant, ID: t.ID, Limits: &ratelimit.Limits{PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)}},
-		{Scope: ratelimit.ScopeUser, ID: user, Limits: &ratelimit.Limits{PerMinute: int64(rl.User.PerMinute)}},
-		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), Limits: &ratelimit.Limits{PerMinute: int64(rl.IP.PerMinute)}},
+		{Scope: ratelimit.ScopeTenant, ID: t.ID, PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)},
+		{Scope: ratelimit.ScopeUser, ID: user, PerMinute: int64(rl.User.PerMinute)},
+		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), PerMinute: int64(rl.IP.PerMinute)},
 	}
 	res, err := s.limiter.Check(r.Context(), t.ID, checks, ratelimit.UnavailablePolicy(rl.OnLimiterUnavailable))
-	if errors.Is(err, ratelimit.ErrBadIdentity) {
-		return RateDecision{}, &requestError{status: http.StatusBadRequest, code: CodeValidation, message: "request has invalid headers",
-			details: []ErrorDetail{{Field: "X-User-Id", Message: "must be 1 to 256 bytes of UTF-8 without NUL"}}}
-	}
-	if err != nil {
-		return RateDecision{}, err
+	switch {
+	case errors.Is(err, ratelimit.ErrBadIdentity):
+		return RateDecision{}, err // the client's X-User-Id: a 400
+	case err != nil:
+		return RateDecision{}, fmt.Errorf("%w: %w", errLimiterUnavailable, err)
 	}
 	var unavailable []string
 	for _, scope := range res.Unavailable {
