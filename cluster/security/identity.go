@@ -222,7 +222,7 @@ func (id *Identity) ClientConfig() *tls.Config {
 // peer retrying with a bad or expired certificate cannot flood the log.
 func (id *Identity) Refused(plane, remote string, err error) {
 	reason := err.Error()
-	key := plane + "\x00" + reason
+	key := plane + "\x00" + refusalKind(err)
 	now := id.now()
 	id.refusedMu.Lock()
 	last, seen := id.refusedLast[key]
@@ -236,4 +236,28 @@ func (id *Identity) Refused(plane, remote string, err error) {
 	id.refusedLast[key] = now
 	id.refusedMu.Unlock()
 	id.log.Warn("peer refused: TLS handshake failed", "plane", plane, "remote", remote, "err", reason)
+}
+
+// refusalKind is what makes two refusals "the same reason" for the log's
+// rate limit: the kind of certificate error, not its text, which carries
+// the current time for an expired certificate.
+func refusalKind(err error) string {
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) {
+		return fmt.Sprintf("invalid certificate (%d)", invalid.Reason)
+	}
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) {
+		return "unknown authority"
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return "alert " + alert.Error()
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1 // addresses, ports and times differ between tries
+		}
+		return r
+	}, err.Error())
 }

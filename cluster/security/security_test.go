@@ -3,7 +3,9 @@ package security_test
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -244,5 +246,15 @@ func TestRefusedIsRateLimited(t *testing.T) {
 	id.Refused("remote", "10.0.0.9:5555", errors.New("certificate expired"))
 	if n := strings.Count(buf.String(), "peer refused"); n != 2 {
 		t.Fatalf("%d log lines for 101 refusals on two planes, want 2:\n%s", n, buf.String())
+	}
+	// An expired certificate's error carries the current time: still one
+	// reason.
+	buf.Reset()
+	for i := range 5 {
+		id.Refused("raft", "10.0.0.9:5555", fmt.Errorf("tls: failed to verify certificate: %w", x509.CertificateInvalidError{
+			Reason: x509.Expired, Detail: fmt.Sprintf("current time 12:00:0%d is after 11:00:00", i)}))
+	}
+	if n := strings.Count(buf.String(), "peer refused"); n != 1 {
+		t.Fatalf("%d log lines for 5 refusals of one expired certificate, want 1:\n%s", n, buf.String())
 	}
 }
