@@ -17,11 +17,13 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/clock"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/sweeper"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -74,7 +76,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 type node struct {
 	stores   stores
 	voters   *voterReconciler // nil without a replicated store
-	sweeper  *session.Sweeper
+	sweeper  *sweeper.Sweeper
 	member   *cluster.Node
 	http     *http.Server
 	serveErr chan error
@@ -140,7 +142,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Retention: registry.Retention, Logger: logger.With("component", "sweep")})
+	sweeper := st.startSweeper(clock.Real, registry.Retention, logger.With("component", "sweep"))
 	undo = append(undo, sweeper.Stop)
 
 	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})
