@@ -25,22 +25,27 @@ import (
 // write one.
 
 // The formats. A command or result is written in the oldest format that
-// carries it: format 2 only when one of its messages has an idempotency
-// key. Both decode. So a log written by an earlier version replays, and a
-// group can be upgraded one member at a time as long as clients send no
-// Idempotency-Key until every member runs the new version (a member that
-// only knows format 1 skips a format-2 entry). Queries (and the envelope
-// of forward.go) carry no message and are format 1.
+// carries it: format 3 for a sweep, format 2 when one of its messages has an
+// idempotency key, else format 1. All three decode. So a log written by an
+// earlier version replays, and a group can be upgraded one member at a time
+// as long as clients send no Idempotency-Key until every member runs the
+// new version (a member that only knows format 1 skips a format-2 entry);
+// a member that does not know format 3 skips the leader's sweeps, so until
+// it is upgraded its copy keeps expired data that reads already hide.
+// Queries (and the envelope of forward.go) carry no message and are
+// format 1.
 const (
 	// wireFormatV1 is the first format.
 	wireFormatV1 = 1
 	// wireFormatV2 is wireFormatV1 with each message's idempotency key
 	// after its content.
 	wireFormatV2 = 2
+	// wireFormatV3 is wireFormatV2 with a sweep's leaderNow after its now.
+	wireFormatV3 = 3
 )
 
 // messageFormat reports whether f is a format of commands and results.
-func messageFormat(f byte) bool { return f == wireFormatV1 || f == wireFormatV2 }
+func messageFormat(f byte) bool { return f == wireFormatV1 || f == wireFormatV2 || f == wireFormatV3 }
 
 // opCode names a write.
 type opCode byte
@@ -86,6 +91,7 @@ type command struct {
 	expiresAt time.Time         // opPut
 
 	now       time.Time                // opSweep
+	leaderNow time.Time                // opSweep: the leader's clock when it proposed (zero in format 1 and 2)
 	retention map[string]time.Duration // opSweep: the tenants whose messages expire
 
 	tenant string // opDeleteTenant
@@ -104,6 +110,9 @@ func formatOf(msgs []persistence.Message) byte {
 func encodeCommand(c command) []byte {
 	var e encoder
 	f := formatOf(c.msgs)
+	if c.op == opSweep {
+		f = wireFormatV3
+	}
 	e.Byte(f)
 	e.Byte(byte(c.op))
 	switch c.op {
@@ -125,6 +134,7 @@ func encodeCommand(c command) []byte {
 		e.kvKey(c.kv)
 	case opSweep:
 		e.Time(c.now)
+		e.Time(c.leaderNow)
 		tenants := make([]string, 0, len(c.retention))
 		for t := range c.retention {
 			tenants = append(tenants, t)
@@ -170,6 +180,9 @@ func decodeCommand(b []byte) (command, error) {
 		c.kv = d.kvKey()
 	case opSweep:
 		c.now = d.Time()
+		if f == wireFormatV3 {
+			c.leaderNow = d.Time()
+		}
 		n := d.Count(2)
 		c.retention = make(map[string]time.Duration, n)
 		for range n {

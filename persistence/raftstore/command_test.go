@@ -28,6 +28,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{op: opDelete, kv: kv},
 		{op: opSweep, now: t0, retention: map[string]time.Duration{"acme": time.Hour, "globex": 30 * 24 * time.Hour}},
 		{op: opSweep, now: t0, retention: map[string]time.Duration{}},
+		{op: opSweep, now: t0.Add(time.Hour), leaderNow: t0, retention: map[string]time.Duration{"acme": time.Hour}},
 		{op: opDeleteTenant, tenant: "acme"},
 	}
 	for _, c := range cmds {
@@ -44,7 +45,10 @@ func TestCommandRoundTrip(t *testing.T) {
 		if c.op == opPut && !got.expiresAt.Equal(c.expiresAt) {
 			t.Fatalf("put: expiresAt %v, want %v", got.expiresAt, c.expiresAt)
 		}
-		got.expiresAt, got.now = c.expiresAt, c.now
+		if c.op == opSweep && (!got.now.Equal(c.now) || !got.leaderNow.Equal(c.leaderNow)) {
+			t.Fatalf("sweep: now %v and leaderNow %v, want %v and %v", got.now, got.leaderNow, c.now, c.leaderNow)
+		}
+		got.expiresAt, got.now, got.leaderNow = c.expiresAt, c.now, c.leaderNow
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip of %s:\n got  %+v\n want %+v", c.op, got, c)
 		}
