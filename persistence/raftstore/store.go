@@ -453,21 +453,10 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) error {
 }
 
 // checkSessionKey and checkTenant refuse bad keys before they cost a log
-// entry. The state machine checks everything again (KV spaces and keys
-// only there), so these are a shortcut, not the line of defence.
-func checkSessionKey(k persistence.SessionKey) error {
-	if err := checkTenant(k.Tenant); err != nil {
-		return err
-	}
-	if !persistence.ValidSessionID(k.Session) {
-		return fmt.Errorf("%w: session %q", persistence.ErrInvalidKey, k.Session)
-	}
-	return nil
-}
-
-func checkTenant(tenant string) error {
-	if !persistence.ValidTenantID(tenant) {
-		return fmt.Errorf("%w: tenant %q", persistence.ErrInvalidKey, tenant)
-	}
-	return nil
-}
+// entry, with the checks every store makes. The state machine checks
+// everything again (KV spaces and keys only there), so these are a
+// shortcut, not the line of defence.
+var (
+	checkSessionKey = persistence.ValidateSessionKey
+	checkTenant     = persistence.ValidateTenant
+)
