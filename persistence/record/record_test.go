@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -64,5 +65,22 @@ func TestMessageCreatedAtReadsOnlyTheTime(t *testing.T) {
 	}
 	if got, err := record.MessageCreatedAt(record.Marshal(record.MessageOf(persistence.Message{ID: "id"}))); err != nil || !got.IsZero() {
 		t.Fatalf("MessageCreatedAt without a time = %v, %v; want the zero time", got, err)
+	}
+}
+
+// TestTodaysBytes pins what this version writes for one message, so that a
+// change to record.proto that would change stored or replicated bytes (a
+// renumbered field, a changed type) fails here rather than on a node that
+// reads data an earlier version wrote. Adding a field does not change it.
+func TestTodaysBytes(t *testing.T) {
+	m := persistence.Message{ID: "m5", Role: persistence.RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5), IdempotencyKey: "req-1"}
+	const want = "102112026d351a047573657220012a080880f2d6ca061005320268693a057265712d31"
+	b := record.Marshal(record.MessageOf(m))
+	if got := hex.EncodeToString(b); got != want {
+		t.Fatalf("a message encodes as %s, want %s", got, want)
+	}
+	var r record.Message
+	if err := record.Unmarshal(b, &r); err != nil || !r.AsMessage().CreatedAt.Equal(m.CreatedAt) || r.AsMessage().IdempotencyKey != "req-1" {
+		t.Fatalf("the pinned bytes read as %+v, %v", r.AsMessage(), err)
 	}
 }
