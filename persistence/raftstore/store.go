@@ -7,8 +7,9 @@
 // state machine.
 //
 //   - Writes (Append, DeleteSession, Put, Delete, Sweep, DeleteTenant) are
-//     encoded as commands (command.go) and applied through raft on the
-//     leader; a member that is not the leader forwards them (forward.go).
+//     encoded as commands (command.go, records.go) and applied through raft
+//     on the leader; a member that is not the leader forwards them
+//     (forward.go), except Sweep, which only the leader carries out.
 //     The conditional append is decided inside the state machine, in log
 //     order, so two activations of one session can never both write.
 //   - Reads (Meta, Page, Get) are linearizable: the leader confirms it still
