@@ -46,6 +46,8 @@ func ValidateKVKey(k KVKey) error {
 	return nil
 }
 
+// ValidateTenant refuses a tenant id that ValidTenantID does not accept,
+// for operations on a whole tenant (DeleteTenant).
 func ValidateTenant(tenant string) error {
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("%w: tenant %q", ErrInvalidKey, tenant)

@@ -14,7 +14,9 @@ import (
 	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
+	"github.com/parley-chat/parley/persistence"
 	"github.com/parley-chat/parley/persistence/badgerstore"
+	"github.com/parley-chat/parley/persistence/sweeper"
 )
 
 // env is one grain-level test's world: an actor system, an in-memory
@@ -172,9 +174,9 @@ func TestRetentionByAgeHidesAtOnceAndTheSweepDeletes(t *testing.T) {
 
 	// Nobody touches the session again; the sweep still removes the
 	// expired message from disk.
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: e.store, Clock: e.clock, Interval: time.Hour, Logger: testkit.NewLogger(t),
-		Retention: func(string) session.Retention { return session.Retention{MaxAge: 30 * 24 * time.Hour} }})
-	t.Cleanup(sweeper.Stop)
+	sw := sweeper.Start(sweeper.Config{Stores: map[string]persistence.Store{"sessions": e.store}, Clock: e.clock, Interval: time.Hour, Logger: testkit.NewLogger(t),
+		Retention: func(string) time.Duration { return 30 * 24 * time.Hour }})
+	t.Cleanup(sw.Stop)
 	stored := func() int {
 		msgs, err := e.store.Page(context.Background(), key, 0, 100, time.Time{})
 		if err != nil {
@@ -189,7 +191,7 @@ func TestRetentionByAgeHidesAtOnceAndTheSweepDeletes(t *testing.T) {
 	if got := stored(); got != 1 {
 		t.Fatalf("after the sweep the store holds %d messages, want 1", got)
 	}
-	if got := sweeper.Stats(); got.Messages != 1 || got.Runs != 1 {
+	if got := sw.Stats(); got.Messages != 1 || got.Runs != 1 {
 		t.Fatalf("sweeper stats %+v", got)
 	}
 }

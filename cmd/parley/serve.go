@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/clock"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
@@ -26,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence/diskspace"
 	"github.com/parley-chat/parley/persistence/raftstore"
+	"github.com/parley-chat/parley/persistence/sweeper"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -94,7 +96,7 @@ type node struct {
 	disk     *diskspace.Guard
 	voters   *raftstore.Reconciler // nil without a replicated store
 	security *nodeSecurity         // nil when the cluster runs in the clear
-	sweeper  *session.Sweeper
+	sweeper  *sweeper.Sweeper
 	member   *cluster.Node
 	http     *http.Server
 	serveErr chan error
@@ -172,7 +174,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Retention: registry.Retention, Logger: logger.With("component", "sweep")})
+	sweeper := st.startSweeper(clock.Real, registry.Retention, logger.With("component", "sweep"))
 	undo = append(undo, sweeper.Stop)
 
 	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})

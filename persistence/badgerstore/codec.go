@@ -1,14 +1,14 @@
 package badgerstore
 
 import (
-	"github.com/parley-chat/parley/persistence"
-
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/parley-chat/parley/internal/wire"
+	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/record"
 )
 
 // Keys and values of Store; the layout is described at the top of
@@ -16,13 +16,14 @@ import (
 
 // The first byte of every value names its format, so that a later encoding
 // can be told apart from an earlier one without rewriting stored data.
+// Values are written as records (persistence/record, whose first byte is
+// record.Format); the hand-written formats of earlier versions still
+// decode.
 const (
-	// formatV1 is every value's first format, and still that of session
-	// meta and KV entries.
+	// formatV1 was every value's first format.
 	formatV1 = 1
-	// formatV2 is a message's formatV1 fields followed by its idempotency
-	// key. Messages are written in it; formatV1 messages, written by
-	// earlier versions, still decode (with no key).
+	// formatV2 was a message's formatV1 fields followed by its idempotency
+	// key.
 	formatV2 = 2
 )
 
@@ -56,14 +57,18 @@ func seqOf(prefix, key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(key[len(prefix):]), nil
 }
 
-func encodeMeta(m persistence.SessionMeta) []byte {
-	b := make([]byte, 0, 17)
-	b = append(b, formatV1)
-	b = binary.BigEndian.AppendUint64(b, m.LastSeq)
-	return binary.BigEndian.AppendUint64(b, m.FirstSeq)
-}
+func encodeMeta(m persistence.SessionMeta) []byte { return record.Marshal(record.MetaOf(m)) }
 
+// decodeMeta decodes a value written by encodeMeta, or by an earlier
+// version in formatV1 (LastSeq and FirstSeq as 8-byte big-endian integers).
 func decodeMeta(b []byte) (persistence.SessionMeta, error) {
+	if len(b) > 0 && b[0] == record.Format {
+		var m record.Meta
+		if err := record.Unmarshal(b, &m); err != nil {
+			return persistence.SessionMeta{}, fmt.Errorf("%w: session meta: %v", errCorrupt, err)
+		}
+		return m.AsMeta(), nil
+	}
 	if len(b) != 17 || b[0] != formatV1 {
 		return persistence.SessionMeta{}, fmt.Errorf("%w: session meta of %d bytes", errCorrupt, len(b))
 	}
@@ -73,26 +78,24 @@ func decodeMeta(b []byte) (persistence.SessionMeta, error) {
 	}, nil
 }
 
-// encodeMessage encodes everything but Seq, which the key carries, in
-// formatV2.
+// encodeMessage encodes everything but Seq, which the key carries.
 func encodeMessage(m persistence.Message) []byte {
-	var e wire.Encoder
-	e.Grow(1 + len(m.ID) + len(m.Role) + len(m.Content) + len(m.IdempotencyKey) + 45)
-	e.Byte(formatV2)
-	e.String(m.ID)
-	e.String(string(m.Role))
-	e.Varint(int64(m.TokenCount))
-	e.Time(m.CreatedAt)
-	e.String(m.Content)
-	e.String(m.IdempotencyKey)
-	return e.Encoded()
+	m.Seq = 0
+	return record.Marshal(record.MessageOf(m))
 }
 
 // decodeMessage decodes a value written by encodeMessage, or by an earlier
-// version in formatV1. The strings it returns are copies, so b may be
-// reused by Badger afterwards.
+// version in formatV1 or formatV2. The strings it returns are copies, so b
+// may be reused by Badger afterwards.
 func decodeMessage(b []byte) (persistence.Message, error) {
-	if !isMessageFormat(b) {
+	if len(b) > 0 && b[0] == record.Format {
+		var m record.Message
+		if err := record.Unmarshal(b, &m); err != nil {
+			return persistence.Message{}, fmt.Errorf("%w: message: %v", errCorrupt, err)
+		}
+		return m.AsMessage(), nil
+	}
+	if !isLegacyMessage(b) {
 		return persistence.Message{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
 	d := wire.NewDecoder(b[1:])
@@ -112,19 +115,26 @@ func decodeMessage(b []byte) (persistence.Message, error) {
 	return m, nil
 }
 
-// isMessageFormat reports whether b starts with a message format this code
-// decodes.
-func isMessageFormat(b []byte) bool {
+// isLegacyMessage reports whether b starts with a hand-written message
+// format.
+func isLegacyMessage(b []byte) bool {
 	return len(b) > 0 && (b[0] == formatV1 || b[0] == formatV2)
 }
 
 // messageCreatedAt decodes only as much of a message as its creation time
-// needs, for the scans of Sweep and Page's notBefore cut. Both formats put
-// the time before the content.
+// needs, for the scans of Sweep and Page's notBefore cut.
 func messageCreatedAt(b []byte) (time.Time, error) {
-	if !isMessageFormat(b) {
+	if len(b) > 0 && b[0] == record.Format {
+		t, err := record.MessageCreatedAt(b)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: message: %v", errCorrupt, err)
+		}
+		return t, nil
+	}
+	if !isLegacyMessage(b) {
 		return time.Time{}, fmt.Errorf("%w: message format", errCorrupt)
 	}
+	// Both hand-written formats put the time before the content.
 	d := wire.NewDecoder(b[1:])
 	d.Skip()
 	d.Skip()
@@ -137,15 +147,20 @@ func messageCreatedAt(b []byte) (time.Time, error) {
 }
 
 func encodeKV(value []byte, expiresAt time.Time) []byte {
-	var e wire.Encoder
-	e.Grow(1 + binary.MaxVarintLen64 + binary.MaxVarintLen32 + len(value))
-	e.Byte(formatV1)
-	e.Time(expiresAt)
-	return append(e.Encoded(), value...)
+	return record.Marshal(&record.KVEntry{ExpiresAt: record.TimeOf(expiresAt), Value: value})
 }
 
-// decodeKV splits a stored KV value. The value it returns aliases b.
+// decodeKV splits a stored KV value, written by encodeKV or by an earlier
+// version in formatV1 (expiresAt, then the value bytes). The value it
+// returns may alias b.
 func decodeKV(b []byte) (value []byte, expiresAt time.Time, err error) {
+	if len(b) > 0 && b[0] == record.Format {
+		var e record.KVEntry
+		if err := record.Unmarshal(b, &e); err != nil {
+			return nil, time.Time{}, fmt.Errorf("%w: kv entry: %v", errCorrupt, err)
+		}
+		return e.GetValue(), e.GetExpiresAt().AsTime(), nil
+	}
 	if len(b) == 0 || b[0] != formatV1 {
 		return nil, time.Time{}, fmt.Errorf("%w: kv format", errCorrupt)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/parley-chat/parley/persistence/record"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -70,8 +72,12 @@ func TestCodecRejectsCorruption(t *testing.T) {
 		t.Fatalf("decodeMessage of format 9: %v, want errCorrupt", err)
 	}
 	// A format 1 byte on a format 2 message leaves the key unread.
-	wrongFormat[0] = formatV1
-	if _, err := decodeMessage(wrongFormat); !errors.Is(err, errCorrupt) {
+	v2, err := hex.DecodeString(format2Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2[0] = formatV1
+	if _, err := decodeMessage(v2); !errors.Is(err, errCorrupt) {
 		t.Fatalf("decodeMessage of a format 2 message marked format 1: %v, want errCorrupt", err)
 	}
 	meta := encodeMeta(persistence.SessionMeta{LastSeq: 1})
@@ -106,9 +112,69 @@ func TestCodecReadsFormat1Messages(t *testing.T) {
 	if created, err := messageCreatedAt(v1); err != nil || !created.Equal(want.CreatedAt) {
 		t.Fatalf("messageCreatedAt of format 1 = %v, %v; want %v", created, err, want.CreatedAt)
 	}
-	// Rewritten, it is format 2 and keeps its (empty) key.
-	if b := encodeMessage(got); b[0] != formatV2 {
-		t.Fatalf("encodeMessage writes format %d, want %d", b[0], formatV2)
+	// Rewritten, it is a record and keeps its (empty) key.
+	if b := encodeMessage(got); b[0] != record.Format {
+		t.Fatalf("encodeMessage writes format %d, want %d", b[0], record.Format)
+	}
+}
+
+// format2Message is encodeMessage(Message{ID: "m5", Role: RoleUser, Content:
+// "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5), IdempotencyKey:
+// "req-1"}) as the versions between the idempotency key and records wrote it.
+const format2Message = "02026d3504757365720280e4ad950d05026869057265712d31"
+
+// TestCodecReadsEarlierFormats decodes what versions before records wrote:
+// format 2 messages, and format 1 meta and KV entries. Stored data is never
+// rewritten, so all of it must keep reading, and the Sweep and Page scans
+// must find its time.
+func TestCodecReadsEarlierFormats(t *testing.T) {
+	mustHex := func(s string) []byte {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := persistence.Message{ID: "m5", Role: persistence.RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC(), IdempotencyKey: "req-1"}
+	v2 := mustHex(format2Message)
+	if got, err := decodeMessage(v2); err != nil || got != want {
+		t.Fatalf("decodeMessage of format 2 = %+v, %v; want %+v", got, err, want)
+	}
+	if created, err := messageCreatedAt(v2); err != nil || !created.Equal(want.CreatedAt) {
+		t.Fatalf("messageCreatedAt of format 2 = %v, %v", created, err)
+	}
+	// The bytes encodeMeta wrote for LastSeq 7, FirstSeq 3.
+	if got, err := decodeMeta(mustHex("0100000000000000070000000000000003")); err != nil || got != (persistence.SessionMeta{LastSeq: 7, FirstSeq: 3}) {
+		t.Fatalf("decodeMeta of format 1 = %+v, %v", got, err)
+	}
+	// encodeKV("v\x00", time.Unix(1767225600, 5)) and encodeKV("w", zero).
+	if v, exp, err := decodeKV(mustHex("0180e4ad950d057600")); err != nil || string(v) != "v\x00" || !exp.Equal(time.Unix(1767225600, 5)) {
+		t.Fatalf("decodeKV of format 1 = %q, %v, %v", v, exp, err)
+	}
+	if v, exp, err := decodeKV(mustHex("01ffdb8ff9ce030077")); err != nil || string(v) != "w" || !exp.IsZero() {
+		t.Fatalf("decodeKV of format 1 without expiry = %q, %v, %v", v, exp, err)
+	}
+}
+
+// TestCodecWritesRecords checks the bytes the current version writes: a
+// record of persistence/record, whose time the scans read without decoding
+// the rest.
+func TestCodecWritesRecords(t *testing.T) {
+	m := persistence.Message{Seq: 9, ID: "m5", Role: persistence.RoleUser, Content: "hi", TokenCount: 1, CreatedAt: time.Unix(1767225600, 5).UTC(), IdempotencyKey: "req-1"}
+	b := encodeMessage(m)
+	var r record.Message
+	if err := record.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	m.Seq = 0 // the key carries it
+	if got := r.AsMessage(); got != m {
+		t.Fatalf("the stored record reads as %+v, want %+v", got, m)
+	}
+	if created, err := messageCreatedAt(b); err != nil || !created.Equal(m.CreatedAt) {
+		t.Fatalf("messageCreatedAt of a record = %v, %v", created, err)
+	}
+	if created, err := messageCreatedAt(encodeMessage(persistence.Message{ID: "x"})); err != nil || !created.IsZero() {
+		t.Fatalf("messageCreatedAt of a record without a time = %v, %v", created, err)
 	}
 }
 

@@ -10,23 +10,21 @@ package badgerstore
 // data, so no KV key can ever alias a session key, whatever its space or key
 // text:
 //
-//	<tenant>:s:<session>:m              session meta: format byte 1, LastSeq and
-//	                                    FirstSeq as 8-byte big-endian integers
+//	<tenant>:s:<session>:m              session meta (LastSeq, FirstSeq)
 //	<tenant>:s:<session>:q:<seq>        one message; <seq> is 8-byte big-endian,
 //	                                    so a session's messages sort by sequence
 //	                                    and a newest-first page is one reverse
 //	                                    prefix scan
-//	<tenant>:k:<space>:<key>            one KV entry: format byte 1, expiresAt,
-//	                                    then the value bytes
+//	<tenant>:k:<space>:<key>            one KV entry: expiresAt and the value
 //
 // <session> is a canonical lowercase UUID (36 bytes), <space> is [a-z]{1,32}
 // and <key> is 1 to 512 bytes without NUL (it may hold ':' and '/'; the space
-// ends at the first ':' after "k:", so it cannot be forged). Message values
-// are format byte 2 followed by varint-prefixed fields: id, role, token count,
-// createdAt (Unix seconds and nanoseconds), content, idempotency key.
-// Messages written by earlier versions are format byte 1, the same fields
-// without the key, and still read. Times are stored in UTC and carry no
-// monotonic reading.
+// ends at the first ':' after "k:", so it cannot be forged). Values are
+// records of persistence/record (record.Meta, record.Message without its
+// Seq, record.KVEntry), the encoding the replicated store's commands use
+// too. Values written by earlier versions are hand-written formats 1 and 2
+// and still read (codec.go). Times are stored in UTC and carry no monotonic
+// reading.
 //
 // Expiry is the store's own: a KV value carries its expiresAt and Get compares
 // it with the caller's now. Badger's TTL is not used, because it follows the

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/parley-chat/parley/actors/clock"
 )
 
 // Config configures Open. Zero fields take the value of DefaultConfig; only
@@ -47,6 +49,10 @@ type Config struct {
 	// TLS handshake failed, from the goroutine that served it (for a
 	// rate-limited log line).
 	OnTLSRefused func(remote string, err error)
+	// Clock is the leader's time for sweeps (Store.Sweep): a sweep whose
+	// time is ahead of it by more than MaxSweepLead is refused. Nil means
+	// clock.Real; tests give a fake one.
+	Clock clock.Clock
 	// Logger receives the store's lines and hashicorp/raft's (raft's Info
 	// lines at Debug). Nil means slog.Default().
 	Logger *slog.Logger
@@ -111,6 +117,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = d.HeartbeatTimeout

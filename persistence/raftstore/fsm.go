@@ -143,6 +143,12 @@ func execute(store *badgerstore.Store, c command) result {
 	case opDelete:
 		r.err = store.Delete(ctx, c.kv)
 	case opSweep:
+		if !c.leaderNow.IsZero() && c.now.After(c.leaderNow.Add(MaxSweepLead)) {
+			// Decided from the command alone, so every member refuses
+			// alike and the copies stay the same.
+			r.err = fmt.Errorf("%w: sweep at %s, leader's clock %s", ErrSweepAhead, c.now.UTC().Format(time.RFC3339), c.leaderNow.UTC().Format(time.RFC3339))
+			break
+		}
 		r.stats, r.err = store.Sweep(ctx, c.now, func(tenant string) time.Duration { return c.retention[tenant] })
 	case opDeleteTenant:
 		r.err = store.DeleteTenant(ctx, c.tenant)
