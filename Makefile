@@ -13,7 +13,7 @@ CLUSTER_DIR   := $(RUN)/cluster
 CLUSTER_CERTS := $(CLUSTER_DIR)/certs
 CLUSTER_NODES := 1 2 3
 
-.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated generate lint bench chaos
+.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated check-third-party check-size generate lint bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -104,7 +104,7 @@ cluster-stop: ## stop the nodes `make cluster` started (SIGTERM: graceful leave)
 chaos: ## watch 300 sessions under load lose nothing to a SIGKILL; a node restarted and rebuilt; 2 of 3 lost
 	$(GO) test -count=1 -v -run 'SurviveSIGKILLUnderLoad|Rejoins' ./tests 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL)|durability_test'
 
-test: check-generated lint test-go ## everything CI runs: generated code current, lint, race tests
+test: check-generated check-third-party check-size lint test-go ## everything CI runs: generated code current, third_party checked, no large file, lint, race tests
 
 test-go:
 	$(GO) test -race -timeout 8m ./...
@@ -114,6 +114,15 @@ generate: ## regenerate the Go code of every .proto (pure Go: cmd/protogen)
 
 check-generated: ## fail when generated code differs from its .proto
 	$(GO) run ./cmd/protogen -check
+
+check-third-party: ## fail unless third_party/protoactor-go is its pinned upstream plus its patches, exactly
+	@third_party/check.sh
+
+# A tracked file over 1 MiB is almost always a build output or a data dump.
+MAX_FILE_BYTES := 1048576
+check-size: ## fail when a file git tracks is over 1 MiB
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk -v max=$(MAX_FILE_BYTES) '$$1 > max'); \
+	  if [ -n "$$big" ]; then echo "tracked files over $(MAX_FILE_BYTES) bytes:"; echo "$$big"; exit 1; fi
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^third_party/') 2>&1); \

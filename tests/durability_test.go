@@ -86,10 +86,10 @@ const (
 	// clientTimeout bounds every request of the run: the edge's deadline
 	// for a grain call is 5 s, so a request that takes this long hung.
 	clientTimeout = 10 * time.Second
-	// reserveBound is the bound the test enforces on serving every session
-	// again after the kill (the target, 5 s, is what the log line shows:
-	// docs/durability.md); wide, for a loaded CI machine.
-	reserveBound = 10 * time.Second
+	// reserveDeadline bounds serving every session again after the kill:
+	// a bound on a hang, not the target (5 s, which the log line shows and
+	// make chaos reports: docs/durability.md).
+	reserveDeadline = 30 * time.Second
 )
 
 // loadResult is what one chat request of the run came to.
@@ -287,7 +287,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	// Until every session answers through a survivor: a third of them
 	// were owned by the killed node.
 	pending := slices.Clone(sessions)
-	for len(pending) > 0 && time.Since(killedAt) < reserveBound {
+	testkit.Eventually(t, reserveDeadline, func() error {
 		var next []string
 		var nmu sync.Mutex
 		var rg sync.WaitGroup
@@ -306,13 +306,11 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		rg.Wait()
 		pending = next
 		if len(pending) > 0 {
-			time.Sleep(50 * time.Millisecond)
+			return fmt.Errorf("%d sessions not served again since the SIGKILL", len(pending))
 		}
-	}
+		return nil
+	})
 	reserved := time.Since(killedAt)
-	if len(pending) > 0 {
-		t.Fatalf("%d sessions still not served %s after the SIGKILL", len(pending), reserveBound)
-	}
 	t.Logf("every one of %d sessions served again through the survivors %s after the SIGKILL (target 5 s)", loadSessions, reserved.Round(10*time.Millisecond))
 
 	untilAcked("after the kill", ackedAfterKill, func() int { return afterAck })

@@ -27,7 +27,7 @@ import (
 // limitTenants gives each test its own tenant, key "<id>-key".
 const limitTenants = `{"tenants": [
  {"id": "exact",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 10, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
- {"id": "burst",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 100, "burst": 2, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
+ {"id": "burst",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 100, "burst": 5, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
  {"id": "users",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 4, "burst": 100, "user": {"perMinute": 2}, "ip": {"perMinute": 1000}}},
  {"id": "ips",     "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 1000, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 2}}},
  {"id": "other",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 10, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
@@ -166,17 +166,47 @@ func TestRateLimitsOverHTTP(t *testing.T) {
 
 	t.Run("burst is limited within a second, sustained within a minute", func(t *testing.T) {
 		ln.clock.Set(noon.Add(2 * time.Minute))
-		for i := 1; i <= 2; i++ {
+		for i := 1; i <= 5; i++ {
 			if got := ln.hit(0, "burst").StatusCode; got != 200 {
 				t.Fatalf("burst request %d: %d", i, got)
 			}
 		}
 		if resp := ln.hit(0, "burst"); resp.StatusCode != 429 || resp.Header.Get("X-RateLimit-Limit") != "100" {
-			t.Fatalf("3rd in one second: %s", headers(resp))
+			t.Fatalf("6th in one second: %s", headers(resp))
 		}
 		ln.clock.Advance(2 * time.Second)
 		if got := ln.hit(0, "burst").StatusCode; got != 200 {
 			t.Fatalf("two seconds later: %d", got)
+		}
+		// Sustained: sending as fast as the burst limit lets (a refused
+		// client tries again 100 ms later on the fake clock; Retry-After,
+		// in whole seconds, stays within the burst window) reaches the
+		// minute's 100 within the minute, and the 101st is refused by the
+		// minute limit.
+		start, allowed := ln.clock.Now(), 6
+		for allowed < 100 {
+			if ln.clock.Now().Sub(start) >= time.Minute {
+				t.Fatalf("only %d allowed in a minute, want the sustained limit 100", allowed)
+			}
+			resp := ln.hit(0, "burst")
+			switch resp.StatusCode {
+			case 200:
+				allowed++
+			case 429:
+				wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+				if err != nil || wait < 1 || wait > 2 {
+					t.Fatalf("refused by the burst limit after %d: %s, want Retry-After of a second or two", allowed, headers(resp))
+				}
+				ln.clock.Advance(100 * time.Millisecond)
+			default:
+				t.Fatalf("request %d: %d", allowed+1, resp.StatusCode)
+			}
+		}
+		ln.clock.Advance(2 * time.Second) // clear of the burst window
+		resp := ln.hit(0, "burst")
+		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != 429 || resp.Header.Get("X-RateLimit-Limit") != "100" || resp.Header.Get("X-RateLimit-Remaining") != "0" || wait <= 2 {
+			t.Fatalf("101st within the minute: %s, want 429 by the minute limit", headers(resp))
 		}
 	})
 
