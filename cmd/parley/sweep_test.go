@@ -16,7 +16,7 @@ import (
 // replicated one; the node's sweep must reach them too.
 func TestNodeSweepRemovesExpiredCountersFromDisk(t *testing.T) {
 	cfg := serveConfig{NodeName: "n1", DataDir: t.TempDir(), Store: storeReplicated, RaftAddr: testkit.FreeAddr(t)}
-	st, err := openStores(cfg, testkit.NewLogger(t))
+	st, err := openStores(cfg, nil, testkit.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
