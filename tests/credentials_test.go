@@ -11,17 +11,6 @@ import (
 // clusterCreds are the credentials a test cluster runs with.
 type clusterCreds = harness.Credentials
 
-// clusterCredentials writes credentials for node1 … noden into a new
-// temporary directory.
-func clusterCredentials(t *testing.T, n int) clusterCreds {
-	t.Helper()
-	c, err := harness.WriteCredentials(t.TempDir(), n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // The process-harness calls the security tests make, in one place.
 
 // flagOf is the value of the flag p was started with ("" without it).
