@@ -110,20 +110,22 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg}
 	r := chi.NewRouter()
-	// The order is the contract's: recover, trace id, access log, body
-	// limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog)
+	// The order is the contract's: recover, trace id, access log, CORS
+	// preflight (it carries no key), body limit, tenant auth, CORS, rate
+	// limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog, withPreflight(cfg.Tenants))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
+	r.Get("/", s.playground)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.handler())
 	r.Group(func(r chi.Router) {
-		r.Use(s.withBodyLimit, s.withAuth, s.withRateLimit)
+		r.Use(s.withBodyLimit, s.withAuth, withCORS(), s.withRateLimit)
 		r.Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
