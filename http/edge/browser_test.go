@@ -113,6 +113,12 @@ func TestPlaygroundStreamsPagesHistoryAndStopsInChromium(t *testing.T) {
 		chromedp.Click(chromedp.ID("send")),
 	))
 
+	// The page's script runs (it made a session) and its style applies:
+	// the Content-Security-Policy lets both through by hash.
+	if margin := js[string](t, ctx, `getComputedStyle(document.body).margin`); margin != "0px" {
+		t.Errorf("body margin %q: the page's style was blocked", margin)
+	}
+
 	// The reply grows in the page token by token, before it is done.
 	for i := range 3 {
 		gate <- struct{}{}

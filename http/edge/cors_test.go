@@ -134,7 +134,8 @@ func TestPlaygroundIsServedAtRoot(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
-		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "connect-src 'self'") {
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "connect-src 'self'") ||
+		strings.Contains(resp.Header.Get("Content-Security-Policy"), "unsafe-inline") {
 		t.Fatalf("GET /: %d %v", resp.StatusCode, resp.Header)
 	}
 }
