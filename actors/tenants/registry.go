@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -43,6 +44,7 @@ type Registry struct {
 type snapshot struct {
 	tenants map[string]*Tenant
 	keys    []storedKey
+	origins map[string]bool // every tenant's cors.allowedOrigins
 }
 
 type storedKey struct {
@@ -81,7 +83,7 @@ func Parse(r io.Reader) (*Registry, error) {
 	if err := validate.Struct(file); err != nil {
 		return nil, fieldError(err)
 	}
-	reg := &snapshot{tenants: map[string]*Tenant{}}
+	reg := &snapshot{tenants: map[string]*Tenant{}, origins: map[string]bool{}}
 	hashes := map[string]string{}
 	for i, t := range file.Tenants {
 		if _, dup := reg.tenants[t.ID]; dup {
@@ -89,6 +91,9 @@ func Parse(r io.Reader) (*Registry, error) {
 		}
 		t := t.withDefaults()
 		reg.tenants[t.ID] = &t
+		for _, o := range t.CORS.AllowedOrigins {
+			reg.origins[o] = true
+		}
 		ids := map[string]bool{}
 		for j, k := range t.APIKeys {
 			if ids[k.ID] {
@@ -132,6 +137,12 @@ func (r *Registry) Authenticate(key string) (tenant *Tenant, keyID string, ok bo
 	return tenant, keyID, ok
 }
 
+// AnyAllowsOrigin reports whether some tenant allows browser pages from
+// origin: a CORS preflight carries no key, so it is answered for these.
+func (r *Registry) AnyAllowsOrigin(origin string) bool {
+	return r.cur.Load().origins[origin]
+}
+
 // Tenant returns a tenant by id.
 func (r *Registry) Tenant(id string) (*Tenant, bool) {
 	t, ok := r.cur.Load().tenants[id]
@@ -170,7 +181,25 @@ func newValidator() *validator.Validate {
 	_ = v.RegisterValidation("keyhash", func(fl validator.FieldLevel) bool {
 		return keyHashPattern.MatchString(fl.Field().String())
 	})
+	_ = v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
+		return validOrigin(fl.Field().String())
+	})
 	return v
+}
+
+// validOrigin reports whether s is an origin exactly as a browser
+// serializes it in the Origin header, so that comparing strings is
+// comparing origins: http or https, a lowercase host, a port only when it
+// is not the scheme's default, nothing after it.
+func validOrigin(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+		return false
+	}
+	if port := u.Port(); (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
+		return false
+	}
+	return s == u.Scheme+"://"+u.Host && s == strings.ToLower(s) && !strings.Contains(s, "*")
 }
 
 // fieldError turns the first validation failure into "tenants file:
@@ -206,6 +235,8 @@ func explain(fe validator.FieldError) string {
 		return "must be at most " + fe.Param()
 	case "printascii":
 		return "must be printable ASCII"
+	case "origin":
+		return fmt.Sprintf("%q is not an origin: scheme://host[:port] as a browser sends it (lowercase, no path, no default port, no wildcard)", fe.Value())
 	}
 	return "fails " + fe.Tag()
 }

@@ -1,11 +1,13 @@
 // Package tenants is the tenants file: who may call Parley (API keys, kept
-// only as SHA-256 hashes) and each tenant's limits — rate limits, session
-// retention, model. It is loaded and validated at start, where a bad file
-// stops the node with an error naming the field, and again on SIGHUP, where
-// a bad file keeps the running config (Registry.Replace).
+// only as SHA-256 hashes), each tenant's limits — rate limits, session
+// retention, model — and the browser origins it allows (cors). It is loaded
+// and validated at start, where a bad file stops the node with an error
+// naming the field, and again on SIGHUP, where a bad file keeps the running
+// config (Registry.Replace).
 package tenants
 
 import (
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/actors/session"
@@ -24,6 +26,22 @@ type Tenant struct {
 	RateLimit RateLimit `json:"rateLimit"`
 	Sessions  Sessions  `json:"sessions"`
 	Model     Model     `json:"model"`
+	CORS      CORS      `json:"cors"`
+}
+
+// CORS is which browser origins may call Parley with this tenant's keys
+// (docs/http.md, "CORS"). Each origin is exactly what a browser sends in
+// Origin: scheme, host in lowercase and a port only when it is not the
+// scheme's default, such as https://app.example.com or
+// http://127.0.0.1:5173; no path and no wildcard.
+type CORS struct {
+	AllowedOrigins []string `json:"allowedOrigins" validate:"max=100,dive,origin"`
+}
+
+// AllowsOrigin reports whether a browser page from origin may read this
+// tenant's responses.
+func (t *Tenant) AllowsOrigin(origin string) bool {
+	return origin != "" && slices.Contains(t.CORS.AllowedOrigins, origin)
 }
 
 // APIKey is one key of a tenant: an id (the rate-limit "user" when a

@@ -65,6 +65,13 @@ func TestBadFilesNameTheField(t *testing.T) {
 		{"negative limit", file(acme(`, "rateLimit": {"perMinute": -1}`)), "tenants[0].rateLimit.perMinute: must be 0 or more"},
 		{"bad policy", file(acme(`, "rateLimit": {"onLimiterUnavailable": "maybe"}`)), "tenants[0].rateLimit.onLimiterUnavailable: maybe is not one of: open closed"},
 		{"bad model", file(acme(`, "model": {"name": "gpt-9"}`)), "tenants[0].model.name"},
+		{"origin with a path", file(acme(`, "cors": {"allowedOrigins": ["https://app.example.com/"]}`)), `tenants[0].cors.allowedOrigins[0]: "https://app.example.com/" is not an origin`},
+		{"origin wildcard", file(acme(`, "cors": {"allowedOrigins": ["https://ok.example.com", "*"]}`)), `tenants[0].cors.allowedOrigins[1]: "*" is not an origin`},
+		{"origin subdomain wildcard", file(acme(`, "cors": {"allowedOrigins": ["https://*.example.com"]}`)), "cors.allowedOrigins[0]"},
+		{"origin uppercase", file(acme(`, "cors": {"allowedOrigins": ["https://App.example.com"]}`)), "cors.allowedOrigins[0]"},
+		{"origin default port", file(acme(`, "cors": {"allowedOrigins": ["https://app.example.com:443"]}`)), "cors.allowedOrigins[0]"},
+		{"origin not http", file(acme(`, "cors": {"allowedOrigins": ["ftp://app.example.com"]}`)), "cors.allowedOrigins[0]"},
+		{"origin without scheme", file(acme(`, "cors": {"allowedOrigins": ["app.example.com"]}`)), "cors.allowedOrigins[0]"},
 		{"duplicate tenant", file(acme("") + "," + strings.Replace(acme(""), hash, tenants.HashKey("other"), 1)), `tenants[1].id: "acme" appears twice`},
 		{"key shared by two tenants", file(acme("") + "," + strings.Replace(acme(""), `"acme"`, `"globex"`, 1)), `tenants[1].apiKeys[0].hash: the same key is already tenant "acme"'s`},
 	}
@@ -75,5 +82,36 @@ func TestBadFilesNameTheField(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestAllowedOriginsPerTenantAndAcrossReloads(t *testing.T) {
+	globex := strings.NewReplacer(`"acme"`, `"globex"`, tenants.HashKey(goodKey), tenants.HashKey("globex-key")).Replace(acme(`, "cors": {"allowedOrigins": ["http://127.0.0.1:5173"]}`))
+	reg, err := tenants.Parse(strings.NewReader(file(acme(`, "cors": {"allowedOrigins": ["https://app.example.com", "http://[::1]:8000"]}`) + "," + globex)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeT, _ := reg.Tenant("acme")
+	if !acmeT.AllowsOrigin("https://app.example.com") || !acmeT.AllowsOrigin("http://[::1]:8000") {
+		t.Error("acme does not allow its own origins")
+	}
+	if acmeT.AllowsOrigin("http://127.0.0.1:5173") || acmeT.AllowsOrigin("") || acmeT.AllowsOrigin("https://app.example.com.evil.test") {
+		t.Error("acme allows an origin it did not list")
+	}
+	for _, o := range []string{"https://app.example.com", "http://127.0.0.1:5173"} {
+		if !reg.AnyAllowsOrigin(o) {
+			t.Errorf("AnyAllowsOrigin(%s) = false", o)
+		}
+	}
+	if reg.AnyAllowsOrigin("https://evil.test") {
+		t.Error("AnyAllowsOrigin accepts an origin no tenant lists")
+	}
+	next, err := tenants.Parse(strings.NewReader(file(acme(""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Replace(next)
+	if reg.AnyAllowsOrigin("https://app.example.com") || reg.AnyAllowsOrigin("http://127.0.0.1:5173") {
+		t.Error("origins of the old file still allowed after Replace")
 	}
 }

@@ -148,20 +148,21 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{cfg: cfg, authFailures: newAuthFailures(cfg.AuthFailuresPerMinute, maxAuthFailureIPs, time.Now)}
 	r := chi.NewRouter()
 	// The order is the contract's: recover, trace id, client address,
-	// access log, header and body-time limits, body limit, tenant auth,
-	// rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog, s.withHeaderLimit, s.withBodyDeadline)
+	// access log, header and body-time limits, CORS preflight (it carries
+	// no key), body limit, tenant auth, CORS, rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog, s.withHeaderLimit, s.withBodyDeadline, withPreflight(cfg.Tenants))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
+	r.Get("/", s.playground)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.handler())
 	r.Group(func(r chi.Router) {
-		r.Use(s.withBodyLimit, s.withAuth, s.withRateLimit)
+		r.Use(s.withBodyLimit, s.withAuth, withCORS(), s.withRateLimit)
 		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
