@@ -18,6 +18,7 @@ type replyFinished struct {
 	content string
 	usage   model.Usage
 	err     error
+	end     func() // frees the reply's slot in Config.Replies once stored
 }
 
 // chat stores the user's message, answers ChatStarted, and runs the model
@@ -42,6 +43,21 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
+	// Take the node's reply slot before storing anything: a draining node
+	// refuses the chat with nothing stored, and the client retries on the
+	// session's next owner.
+	rctx, end, ok := g.cfg.Replies.start(context.Background())
+	if !ok {
+		ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: "this node is shutting down; send the message again to reach the session's next node"})
+		return
+	}
+	g.run = &replyRun{ctx: rctx, end: end}
+	defer func() {
+		if g.run != nil { // no reply started: a replay, or a failure
+			g.run.end()
+			g.run = nil
+		}
+	}()
 	history := g.turns(g.tail)
 	user, stored, err := g.store(persistence.Message{
 		Role: persistence.RoleUser, Content: req.Content, TokenCount: model.CountTokens(req.Content), IdempotencyKey: req.IdempotencyKey,
@@ -57,6 +73,14 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 	g.startReply(ctx, req, user, history)
 }
 
+// replyRun is a reply's slot in Config.Replies: the context the model
+// runs under (cut when a draining node gives up waiting) and the function
+// that frees the slot.
+type replyRun struct {
+	ctx context.Context
+	end func()
+}
+
 // startReply answers ChatStarted for the stored user message and runs the
 // model on it, given history (oldest first).
 func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Message, history []model.Turn) {
@@ -70,9 +94,10 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
-	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
+	m, timeout, run := g.cfg.Model, g.cfg.ReplyTimeout, g.run
+	g.run = nil
 	go func() {
-		mctx, cancel := context.WithTimeout(context.Background(), timeout)
+		mctx, cancel := context.WithTimeout(run.ctx, timeout)
 		defer cancel()
 		var reply strings.Builder
 		index := int32(0)
@@ -82,13 +107,14 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 			index++
 			return nil
 		})
-		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err})
+		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err, end: run.end})
 	}()
 }
 
 // replyDone stores a finished reply and tells the requester.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
+	defer done.end()
 	if done.err != nil {
 		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
 		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})

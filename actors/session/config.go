@@ -46,6 +46,9 @@ type Config struct {
 	Prompt func(tenant string) string
 	// ReplyTimeout bounds one model reply. Default 2 minutes.
 	ReplyTimeout time.Duration
+	// Replies is the node's set of running replies, which a draining node
+	// waits for (Replies.Drain); a set of its own when nil.
+	Replies *Replies
 	// OnActivate is called once per activation (for metrics); may be nil.
 	OnActivate func()
 	// Logger receives the grain's logs; discarded when nil.
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		Model:        model.Mock{},
 		Prompt:       func(string) string { return "" },
 		ReplyTimeout: 2 * time.Minute,
+		Replies:      NewReplies(),
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 }

@@ -39,6 +39,9 @@ type grain struct {
 
 	idle     *passivation.Idle
 	replying bool // a model reply is in progress
+	// run is the slot in Config.Replies a Chat holds from before its user
+	// message is stored until its reply starts (startReply takes it).
+	run *replyRun
 }
 
 func (g *grain) Receive(ctx actor.Context) {

@@ -45,6 +45,7 @@ type serveConfig struct {
 	RaftBootstrap  bool
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
+	DrainTimeout   time.Duration
 	Heartbeat      time.Duration
 	// Bounds on what one client can hold (docs/operations.md).
 	BodyReadTimeout time.Duration
@@ -81,6 +82,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", model.DefaultMock().TokenDelay, "delay between tokens of the mock model")
 	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", session.DefaultConfig().ReplyTimeout, "on SIGTERM, how long replies in progress may take to finish before they are cut short and stored as far as they got")
 	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -177,6 +179,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.RaftDeadVoter <= 0 {
 		return bad("raft-dead-voter-timeout", "%s is not positive", c.RaftDeadVoter)
+	}
+	if c.DrainTimeout <= 0 {
+		return bad("drain-timeout", "%s is not positive", c.DrainTimeout)
 	}
 	if c.SessionIdle <= 0 {
 		return bad("session-idle-timeout", "%s is not positive", c.SessionIdle)

@@ -34,7 +34,9 @@ import (
 // get to finish, then how long handing grains off and leaving may take.
 const (
 	httpDrainTimeout = 10 * time.Second
-	leaveTimeout     = 15 * time.Second
+	// replyCutGrace is how long replies cut short get to be stored.
+	replyCutGrace = 10 * time.Second
+	leaveTimeout  = 15 * time.Second
 )
 
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
@@ -78,17 +80,28 @@ wait:
 		n.stop(logger)
 		close(stopped)
 	}()
-	select {
-	case <-stopped:
-		logger.Info("stopped")
-		return nil
-	case sig := <-signals:
-		return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
+	// A second signal cuts the replies still running short (each is
+	// stored as far as it got) and the shutdown goes on; a third exits.
+	for hurried := false; ; {
+		select {
+		case <-stopped:
+			logger.Info("stopped")
+			return nil
+		case sig := <-signals:
+			if hurried {
+				return fmt.Errorf("%s during shutdown: exiting without a clean leave", sig)
+			}
+			hurried = true
+			logger.Warn("second signal: cutting replies in progress short", "signal", sig.String())
+			close(n.hurry)
+		}
 	}
 }
 
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
+	replies  *session.Replies // the replies this node's sessions are writing
+	hurry    chan struct{}    // closed by a second signal: stop waiting for replies
 	tenants  *tenants.Registry
 	reloads  reloadObserver
 	cfg      serveConfig
@@ -162,7 +175,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	store := st.sessions
 
 	metrics := edge.NewMetrics()
+	replies := session.NewReplies()
 	sessions, err := session.NewKind(session.Config{
+		Replies:     replies,
 		Store:       store,
 		Retention:   registry.Retention,
 		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
@@ -215,7 +230,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
+	n := &node{replies: replies, hurry: make(chan struct{}), tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
 		security: sec, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
@@ -230,6 +245,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		RateLimiter:     edge.NewRateLimiter(limiter),
 		TrustedProxies:  cfg.TrustedProxies,
 		Heartbeat:       cfg.Heartbeat,
+		Draining:        n.stopping.Load,
 		Disk:            n.disk,
 		BodyReadTimeout: cfg.BodyReadTimeout,
 		Logger:          logger.With("component", "http"),
@@ -265,7 +281,10 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 // gossip, then close storage.
 func (n *node) stop(logger *slog.Logger) {
 	n.stopping.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+	deadline := n.drainReplies(logger)
+	// Requests in flight (streams of replies other nodes write among
+	// them) get the rest of the drain, and at least httpDrainTimeout.
+	ctx, cancel := context.WithDeadline(context.Background(), later(deadline, time.Now().Add(httpDrainTimeout)))
 	if err := n.http.Shutdown(ctx); err != nil {
 		logger.Warn("in-flight requests cut off", "err", err)
 		_ = n.http.Close()
@@ -290,6 +309,50 @@ func (n *node) stop(logger *slog.Logger) {
 		logger.Error("closing storage", "err", err)
 	}
 	n.debug.stop()
+}
+
+// drainReplies waits, while the node still serves (new chats get 503),
+// for the replies its sessions are writing to end and be stored, up to
+// --drain-timeout or a second signal; then it cuts those still running
+// short, so each is stored as far as it got and its stream ends with an
+// error. It returns the drain's deadline (now, when hurried).
+func (n *node) drainReplies(logger *slog.Logger) time.Time {
+	n.replies.Drain()
+	deadline := time.Now().Add(n.cfg.DrainTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.hurry:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if running := n.replies.Running(); running > 0 {
+		logger.Info("draining: waiting for the replies in progress", "replies", running, "timeout", n.cfg.DrainTimeout)
+	}
+	if n.replies.Wait(ctx) == nil {
+		return deadline
+	}
+	logger.Warn("draining: cutting replies short; each is stored as far as it got", "replies", n.replies.Running())
+	n.replies.Cut(errDrainCut)
+	wait, cancelWait := context.WithTimeout(context.Background(), replyCutGrace)
+	defer cancelWait()
+	if err := n.replies.Wait(wait); err != nil {
+		logger.Error("draining: replies not stored in time", "replies", n.replies.Running())
+	}
+	return time.Now()
+}
+
+// errDrainCut is why a reply cut short by a drain ended.
+var errDrainCut = errors.New("the node shut down before the reply was finished")
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Ready implements edge.Health: the node is not draining, has joined the

@@ -49,6 +49,11 @@ type chatResponse struct {
 
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if s.cfg.Draining != nil && s.cfg.Draining() {
+		refuseBeforeBody(w, r)
+		s.writeErr(w, r, errDraining)
+		return
+	}
 	var req chatRequest
 	if rerr := decodeJSON(r, &req); rerr != nil {
 		rerr.write(w)

@@ -31,6 +31,10 @@ type Config struct {
 	// Disk is the free-disk watermark POST /chat and PUT /cache are
 	// checked against (507 below it); none when nil.
 	Disk DiskSpace
+	// Draining, when it returns true, makes POST /chat answer 503 with
+	// Retry-After: the node is shutting down and starts no new reply
+	// (docs/operations.md). Never draining when nil.
+	Draining func() bool
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed for

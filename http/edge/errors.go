@@ -68,6 +68,8 @@ var (
 	errStalled = errors.New("the session stopped answering; the reply may still be stored in the session's history")
 	// errHostLost: the session's node was declared failed mid-reply. The
 	// user message is stored, the reply is not.
+	// errDraining: this node is shutting down and starts no new reply.
+	errDraining = errors.New("this node is shutting down; send the chat again, to another node")
 	errHostLost = errors.New("the session's node failed before the reply was finished; your message is stored, the reply is not: send it again, with the same Idempotency-Key to get a reply without storing it twice")
 	// errSlowConsumer: the client read a stream too slowly and was let go.
 	errSlowConsumer = errors.New("the client read too slowly; the reply is stored in the session's history")
@@ -134,7 +136,7 @@ func (s *server) answerFor(w http.ResponseWriter, r *http.Request, err error) *r
 		return unavailable(errLimiterUnavailable.Error())
 	case errors.As(err, &limited):
 		return &requestError{status: http.StatusTooManyRequests, code: CodeRateLimited, message: limited.Error(), retryAfter: max(limited.retryAfter, time.Second)}
-	case errors.Is(err, errStalled), errors.Is(err, errHostLost):
+	case errors.Is(err, errStalled), errors.Is(err, errHostLost), errors.Is(err, errDraining):
 		return unavailable(err.Error())
 	case errors.Is(err, errSlowConsumer):
 		return &requestError{status: http.StatusServiceUnavailable, code: CodeSlowConsumer, message: err.Error()}

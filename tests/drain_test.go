@@ -1,0 +1,141 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/parley-chat/parley/actors/testkit"
+)
+
+// sseEvent is one event of a POST /chat stream.
+type sseEvent struct{ name, data string }
+
+// openChat starts a streamed chat through p and returns its events as they
+// arrive; the channel closes when the stream ends.
+func openChat(t *testing.T, p *process, sessionID, message string) <-chan sseEvent {
+	t.Helper()
+	body := fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sessionID, message)
+	req, _ := http.NewRequest(http.MethodPost, p.URL("/chat"), strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+durableKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /chat: %d %s", resp.StatusCode, b)
+	}
+	events := make(chan sseEvent, 1024)
+	go func() {
+		defer close(events)
+		defer resp.Body.Close()
+		var ev sseEvent
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data = strings.TrimPrefix(line, "data: ")
+			case line == "" && ev.name != "":
+				events <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return events
+}
+
+// TestSIGTERMLetsTheReplyInProgressFinish: a node told to stop in the
+// middle of a slow reply says it is not ready, refuses new chats with 503
+// and Retry-After, finishes the reply (the client sees every token and
+// done), stores it, and only then exits 0; the restarted node serves the
+// whole exchange from its disk.
+func TestSIGTERMLetsTheReplyInProgressFinish(t *testing.T) {
+	t.Parallel()
+	node := replicatedClusterOf(t, 1, "--mock-token-delay", "100ms")[0]
+	sid := uuid.NewString()
+	events := openChat(t, node, sid, "tell me a long story while the node shuts down")
+	var reply strings.Builder
+	first := <-events
+	if first.name != "token" {
+		t.Fatalf("first event %q %s, want a token", first.name, first.data)
+	}
+	reply.WriteString(tokenText(t, first.data))
+	if err := node.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	// While the reply runs on: not ready, and a new chat is refused.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get(node.URL("/readyz"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz while draining: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	body := fmt.Sprintf(`{"sessionId": %q, "message": "a new chat", "stream": false}`, uuid.NewString())
+	req, _ := http.NewRequest(http.MethodPost, node.URL("/chat"), strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+durableKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a new chat while draining: %v (the node must still answer)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a new chat while draining: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	var done sseEvent
+	for ev := range events {
+		switch ev.name {
+		case "token":
+			reply.WriteString(tokenText(t, ev.data))
+		case "done", "error":
+			done = ev
+		}
+	}
+	if done.name != "done" {
+		t.Fatalf("the stream ended with %q %s, want done", done.name, done.data)
+	}
+	if code := waitExit(t, node, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after the drain", code)
+	}
+
+	node = restart(t, node, "")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		msgs, err := fullHistory(node, sid)
+		if err != nil {
+			return err
+		}
+		if len(msgs) != 2 || msgs[1].Role != "assistant" || msgs[1].Content != reply.String() {
+			return fmt.Errorf("history after the restart: %+v; want the user message and the whole reply %q", msgs, reply.String())
+		}
+		return nil
+	})
+}
+
+// tokenText is the text of a token event's data.
+func tokenText(t *testing.T, data string) string {
+	t.Helper()
+	var tok struct{ Text string }
+	if err := json.Unmarshal([]byte(data), &tok); err != nil {
+		t.Fatalf("token data %q: %v", data, err)
+	}
+	return tok.Text
+}
