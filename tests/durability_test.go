@@ -395,34 +395,40 @@ func checkAll(t *testing.T, p *process, acked map[string][]string) {
 	}
 }
 
+// writeUntilAcked sends msg to session sid through via (starting at
+// via[start%len(via)], then the next) until it is acknowledged: a refusal
+// (503 with Retry-After, while a session's grain moves) is retried with
+// the same Idempotency-Key key; any other answer fails the test.
+func writeUntilAcked(t *testing.T, via []*process, start int, sid, msg, key string) {
+	t.Helper()
+	tries := 0
+	testkit.Eventually(t, 30*time.Second, func() error {
+		p := via[(start+tries)%len(via)]
+		tries++
+		switch res, detail := chatOnce(p, sid, msg, false, key); res {
+		case acked:
+			return nil
+		case refused:
+			return fmt.Errorf("%q via %s refused", msg, p.Name)
+		default:
+			t.Fatalf("%q via %s: %s, want 200 or 503 with Retry-After", msg, p.Name, detail)
+			return nil
+		}
+	})
+}
+
 func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedCluster(t)
 	ackedMsgs := map[string][]string{}
-	// write sends n messages, each until it is acknowledged: a refusal
-	// (503 with Retry-After, while a session's grain moves) is retried with
-	// the same Idempotency-Key; any other answer fails the test. Every
-	// phase thus checks all n messages, never fewer.
+	// write sends n messages, each until it is acknowledged
+	// (writeUntilAcked): every phase checks all n messages, never fewer.
 	write := func(round int, via []*process, n int) {
 		t.Helper()
 		for i := range n {
 			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
 			msg := fmt.Sprintf("round %d message %d", round, i)
-			key := fmt.Sprintf("r%d-m%d", round, i)
-			tries := 0
-			testkit.Eventually(t, 30*time.Second, func() error {
-				p := via[(i+tries)%len(via)]
-				tries++
-				switch res, detail := chatOnce(p, sid, msg, false, key); res {
-				case acked:
-					return nil
-				case refused:
-					return fmt.Errorf("%q via %s refused", msg, p.Name)
-				default:
-					t.Fatalf("%q via %s: %s, want 200 or 503 with Retry-After", msg, p.Name, detail)
-					return nil
-				}
-			})
+			writeUntilAcked(t, via, i, sid, msg, fmt.Sprintf("r%d-m%d", round, i))
 			ackedMsgs[sid] = append(ackedMsgs[sid], msg)
 		}
 	}
