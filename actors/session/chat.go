@@ -72,7 +72,7 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
-	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
+	m, timeout := g.cfg.Models(g.key.Tenant), g.cfg.ReplyTimeout
 	go func() {
 		mctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()

@@ -42,9 +42,14 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Model writes replies to Chat; model.Mock{} when nil.
 	Model model.Model
+	// Models returns a tenant's model (tenants.Registry.Models); Model
+	// for every tenant when nil.
+	Models func(tenant string) model.Model
 	// Prompt returns a tenant's prompt template; none when nil.
 	Prompt func(tenant string) string
-	// ReplyTimeout bounds one model reply. Default 2 minutes.
+	// ReplyTimeout bounds one model reply, fallbacks and retries
+	// included. Default 10 minutes: each upstream call has its own,
+	// shorter, timeout (timeoutSeconds).
 	ReplyTimeout time.Duration
 	// OnActivate is called once per activation (for metrics); may be nil.
 	OnActivate func()
@@ -82,11 +87,15 @@ func (c Config) withDefaults() Config {
 	if c.Model == nil {
 		c.Model = model.Mock{}
 	}
+	if c.Models == nil {
+		m := c.Model
+		c.Models = func(string) model.Model { return m }
+	}
 	if c.Prompt == nil {
 		c.Prompt = func(string) string { return "" }
 	}
 	if c.ReplyTimeout == 0 {
-		c.ReplyTimeout = 2 * time.Minute
+		c.ReplyTimeout = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

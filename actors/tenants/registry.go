@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/persistence"
 )
@@ -34,6 +35,7 @@ var keyHashPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // It is immutable and safe for concurrent use.
 type Registry struct {
 	tenants map[string]*Tenant
+	order   []*Tenant // as in the file, for errors that name tenants[i]
 	keys    []storedKey
 }
 
@@ -79,8 +81,12 @@ func Parse(r io.Reader) (*Registry, error) {
 		if _, dup := reg.tenants[t.ID]; dup {
 			return nil, fmt.Errorf("tenants file: tenants[%d].id: %q appears twice", i, t.ID)
 		}
+		if err := checkModel(i, t.Model); err != nil {
+			return nil, err
+		}
 		t := t.withDefaults()
 		reg.tenants[t.ID] = &t
+		reg.order = append(reg.order, &t)
 		ids := map[string]bool{}
 		for j, k := range t.APIKeys {
 			if ids[k.ID] {
@@ -152,6 +158,12 @@ func newValidator() *validator.Validate {
 	_ = v.RegisterValidation("keyhash", func(fl validator.FieldLevel) bool {
 		return keyHashPattern.MatchString(fl.Field().String())
 	})
+	_ = v.RegisterValidation("baseurl", func(fl validator.FieldLevel) bool {
+		return model.CheckBaseURL(fl.Field().String()) == nil
+	})
+	_ = v.RegisterValidation("envname", func(fl validator.FieldLevel) bool {
+		return validEnvName(fl.Field().String())
+	})
 	return v
 }
 
@@ -188,6 +200,10 @@ func explain(fe validator.FieldError) string {
 		return "must be at most " + fe.Param()
 	case "printascii":
 		return "must be printable ASCII"
+	case "baseurl":
+		return fmt.Sprintf("%q is not an absolute http or https URL", fe.Value())
+	case "envname":
+		return fmt.Sprintf("%q is not an environment variable name (letters, digits, _)", fe.Value())
 	}
 	return "fails " + fe.Tag()
 }

@@ -7,6 +7,7 @@ package tenants
 import (
 	"time"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 )
 
@@ -53,13 +54,6 @@ type Sessions struct {
 	RetentionDays int `json:"retentionDays" validate:"gte=0,lte=36500"`
 }
 
-// Model names the model a tenant's sessions use and the prompt template
-// it is given.
-type Model struct {
-	Name           string `json:"name" validate:"omitempty,oneof=mock"`
-	PromptTemplate string `json:"promptTemplate" validate:"max=65536"`
-}
-
 // Defaults for every limit a tenant leaves at zero.
 const (
 	DefaultPerMinute      = 600
@@ -69,7 +63,7 @@ const (
 	DefaultUnavailable    = "open"
 	DefaultMaxMessages    = 1000
 	DefaultRetentionDays  = 30
-	DefaultModel          = "mock"
+	DefaultModel          = model.ProviderMock
 	DefaultPromptTemplate = "You are a helpful assistant."
 )
 
@@ -89,8 +83,8 @@ func (t Tenant) withDefaults() Tenant {
 	if t.RateLimit.OnLimiterUnavailable == "" {
 		t.RateLimit.OnLimiterUnavailable = DefaultUnavailable
 	}
-	if t.Model.Name == "" {
-		t.Model.Name = DefaultModel
+	if t.Model.Provider == "" {
+		t.Model.Provider = DefaultModel
 	}
 	if t.Model.PromptTemplate == "" {
 		t.Model.PromptTemplate = DefaultPromptTemplate

@@ -120,6 +120,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
+	metrics := edge.NewMetrics()
+	// Every tenant's model now, so that a missing API key stops the node
+	// before anything started.
+	models, err := registry.Models(model.Mock{TokenDelay: cfg.MockTokenDelay}, model.ChainConfig{Observer: metrics}, nil)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--tenants: %w", err)}
+	}
 	st, err := openStores(cfg, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
@@ -127,11 +134,10 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	undo = append(undo, func() { _ = st.close() })
 	store := st.sessions
 
-	metrics := edge.NewMetrics()
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
-		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
+		Models:      models,
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
 		IdleTimeout: cfg.SessionIdle,

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
 )
 
@@ -25,7 +26,13 @@ type Metrics struct {
 	cacheGets    *prometheus.CounterVec
 
 	rateUnavailable *prometheus.CounterVec
+
+	modelTokens    *prometheus.CounterVec
+	upstreamTTFT   *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
 }
+
+var _ model.Observer = (*Metrics)(nil)
 
 // NewMetrics creates the metrics on their own registry, with the Go
 // runtime and process collectors.
@@ -58,8 +65,21 @@ func NewMetrics() *Metrics {
 		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
 		}, []string{"result"}),
+		// Tenants and model names come from the tenants file, never from
+		// a request or an upstream, so these label sets are bounded.
+		modelTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_model_tokens_total", Help: "Tokens of finished replies, as the provider counted them, by tenant, model and kind (prompt or completion).",
+		}, []string{"tenant", "model", "kind"}),
+		upstreamTTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_upstream_time_to_first_token_seconds", Help: "Time from an upstream model call being sent to its first content delta, by model.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"model"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_upstream_errors_total", Help: "Failed upstream model calls by model and code (rate_limited, server_error, timeout…).",
+		}, []string{"model", "code"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets,
+		m.modelTokens, m.upstreamTTFT, m.upstreamErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +114,16 @@ func (m *Metrics) Decision(scope ratelimit.Scope, allowed bool) {
 // in time; the tenant's onLimiterUnavailable decided.
 func (m *Metrics) Unavailable(scope ratelimit.Scope) {
 	m.rateUnavailable.WithLabelValues(string(scope)).Inc()
+}
+
+// UpstreamFirstToken implements model.Observer.
+func (m *Metrics) UpstreamFirstToken(name string, d time.Duration) {
+	m.upstreamTTFT.WithLabelValues(name).Observe(d.Seconds())
+}
+
+// UpstreamError implements model.Observer.
+func (m *Metrics) UpstreamError(name, code string) {
+	m.upstreamErrors.WithLabelValues(name, code).Inc()
 }
 
 func (m *Metrics) handler() http.Handler {
