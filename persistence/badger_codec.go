@@ -19,9 +19,13 @@ const (
 	// meta and KV entries.
 	formatV1 = 1
 	// formatV2 is a message's formatV1 fields followed by its idempotency
-	// key. Messages are written in it; formatV1 messages, written by
-	// earlier versions, still decode (with no key).
+	// key. formatV1 messages, written by earlier versions, still decode
+	// (with no key).
 	formatV2 = 2
+	// formatV3 is formatV2 followed by the message's finish reason.
+	// Messages are written in it; the earlier formats still decode (with
+	// no finish reason).
+	formatV3 = 3
 )
 
 // errCorrupt reports a stored value this code cannot decode.
@@ -72,22 +76,23 @@ func decodeMeta(b []byte) (SessionMeta, error) {
 }
 
 // encodeMessage encodes everything but Seq, which the key carries, in
-// formatV2.
+// formatV3.
 func encodeMessage(m Message) []byte {
 	var e wire.Encoder
-	e.Grow(1 + len(m.ID) + len(m.Role) + len(m.Content) + len(m.IdempotencyKey) + 45)
-	e.Byte(formatV2)
+	e.Grow(1 + len(m.ID) + len(m.Role) + len(m.Content) + len(m.IdempotencyKey) + len(m.FinishReason) + 46)
+	e.Byte(formatV3)
 	e.String(m.ID)
 	e.String(string(m.Role))
 	e.Varint(int64(m.TokenCount))
 	e.Time(m.CreatedAt)
 	e.String(m.Content)
 	e.String(m.IdempotencyKey)
+	e.String(m.FinishReason)
 	return e.Encoded()
 }
 
 // decodeMessage decodes a value written by encodeMessage, or by an earlier
-// version in formatV1. The strings it returns are copies, so b may be
+// version in formatV1 or formatV2. The strings it returns are copies, so b may be
 // reused by Badger afterwards.
 func decodeMessage(b []byte) (Message, error) {
 	if !isMessageFormat(b) {
@@ -100,8 +105,11 @@ func decodeMessage(b []byte) (Message, error) {
 	tokens := d.Varint()
 	m.CreatedAt = d.Time()
 	m.Content = d.String()
-	if b[0] == formatV2 {
+	if b[0] != formatV1 {
 		m.IdempotencyKey = d.String()
+	}
+	if b[0] == formatV3 {
+		m.FinishReason = d.String()
 	}
 	if d.Finish() != nil {
 		return Message{}, fmt.Errorf("%w: message", errCorrupt)
@@ -113,11 +121,11 @@ func decodeMessage(b []byte) (Message, error) {
 // isMessageFormat reports whether b starts with a message format this code
 // decodes.
 func isMessageFormat(b []byte) bool {
-	return len(b) > 0 && (b[0] == formatV1 || b[0] == formatV2)
+	return len(b) > 0 && (b[0] == formatV1 || b[0] == formatV2 || b[0] == formatV3)
 }
 
 // messageCreatedAt decodes only as much of a message as its creation time
-// needs, for the scans of Sweep and Page's notBefore cut. Both formats put
+// needs, for the scans of Sweep and Page's notBefore cut. Every format puts
 // the time before the content.
 func messageCreatedAt(b []byte) (time.Time, error) {
 	if !isMessageFormat(b) {

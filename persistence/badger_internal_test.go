@@ -17,7 +17,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	zone := time.FixedZone("x", -7*3600)
 	msgs := []Message{
 		{},
-		{ID: "id", Role: RoleAssistant, Content: "hé\x00llo", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone)},
+		{ID: "id", Role: RoleAssistant, Content: "hé\x00llo", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone), FinishReason: "length"},
 		{ID: strings.Repeat("i", 300), Role: RoleUser, Content: strings.Repeat("c", 70_000), TokenCount: 1 << 30,
 			CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), IdempotencyKey: "retry-\xff:" + strings.Repeat("k", 200)},
 	}
@@ -28,7 +28,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("decodeMessage(encodeMessage(%q)): %v", m.ID, err)
 		}
 		if got.ID != m.ID || got.Role != m.Role || got.Content != m.Content || got.TokenCount != m.TokenCount ||
-			!got.CreatedAt.Equal(m.CreatedAt) || got.CreatedAt.IsZero() != m.CreatedAt.IsZero() || got.IdempotencyKey != m.IdempotencyKey {
+			!got.CreatedAt.Equal(m.CreatedAt) || got.CreatedAt.IsZero() != m.CreatedAt.IsZero() || got.IdempotencyKey != m.IdempotencyKey || got.FinishReason != m.FinishReason {
 			t.Fatalf("round trip of %+v gave %+v", m, got)
 		}
 		created, err := messageCreatedAt(b)
@@ -104,9 +104,17 @@ func TestCodecReadsFormat1Messages(t *testing.T) {
 	if created, err := messageCreatedAt(v1); err != nil || !created.Equal(want.CreatedAt) {
 		t.Fatalf("messageCreatedAt of format 1 = %v, %v; want %v", created, err, want.CreatedAt)
 	}
-	// Rewritten, it is format 2 and keeps its (empty) key.
-	if b := encodeMessage(got); b[0] != formatV2 {
-		t.Fatalf("encodeMessage writes format %d, want %d", b[0], formatV2)
+	// Rewritten, it is format 3 and keeps its (empty) key and finish
+	// reason.
+	if b := encodeMessage(got); b[0] != formatV3 {
+		t.Fatalf("encodeMessage writes format %d, want %d", b[0], formatV3)
+	}
+	// Format 2 (format 1 and a key) decodes with its key and no finish
+	// reason.
+	v2 := append([]byte{formatV2}, v1[1:]...)
+	v2 = append(v2, 3, 'k', '-', '1')
+	if got, err := decodeMessage(v2); err != nil || got.IdempotencyKey != "k-1" || got.FinishReason != "" {
+		t.Fatalf("decodeMessage of format 2 = %+v, %v", got, err)
 	}
 }
 

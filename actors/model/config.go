@@ -117,7 +117,7 @@ func CheckBaseURL(raw string) error {
 type ChainConfig struct {
 	// Retries is how many times an entry is called again after a 429 or
 	// 5xx answered before its first token, before the next entry is
-	// tried. Default 2.
+	// tried. Default 2; negative means none.
 	Retries int
 	// Backoff is the wait before the first retry, doubled for each next
 	// one, when the upstream names no Retry-After. Default 500 ms.

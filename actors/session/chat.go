@@ -10,8 +10,14 @@ import (
 	"github.com/parley-chat/parley/persistence"
 )
 
-// CodeConflict: a reply of this session is already in progress.
-const CodeConflict = "conflict"
+// Failure codes of Chat and its reply.
+const (
+	// CodeConflict: a reply of this session is already in progress.
+	CodeConflict = "conflict"
+	// CodeUpstreamFailed: the model failed (ReplyFailed), before its
+	// first token or after it (then the partial reply is stored).
+	CodeUpstreamFailed = "upstream_failed"
+)
 
 // replyFinished is what the reply's goroutine tells the grain when the
 // model is done.
@@ -88,24 +94,46 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	}()
 }
 
-// replyDone stores a finished reply and tells the requester.
+// replyDone stores a finished reply and tells the requester. A reply that
+// failed after its first token is stored as far as it got, with finish
+// reason "error", so that the history shows what the client saw; one that
+// failed before has nothing to store.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
 	if done.err != nil {
-		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
-		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the model failed to complete the reply"})
+		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "model", done.usage.Model, "err", done.err)
+	}
+	if done.err != nil && done.content == "" {
+		ctx.Send(done.to, &ReplyFailed{Code: CodeUpstreamFailed, Message: "the model failed before its first token; your message is stored, the reply is not",
+			Model: done.usage.Model})
 		return
 	}
-	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
+	finish := done.usage.FinishReason
+	if done.err != nil {
+		finish = model.FinishError
+	} else if finish == "" {
+		finish = model.FinishStop
+	}
+	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens,
+		FinishReason: finish}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
 		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the reply could not be stored"})
+		return
+	}
+	if done.err != nil {
+		ctx.Send(done.to, &ReplyFailed{
+			Code: CodeUpstreamFailed, Message: "the model failed mid-reply; the partial reply is stored with finishReason \"error\"",
+			Partial: toProto(msg), Model: done.usage.Model,
+			PromptTokens: int32(done.usage.PromptTokens), CompletionTokens: int32(done.usage.CompletionTokens),
+		})
 		return
 	}
 	ctx.Send(done.to, &ReplyDone{
 		Message:          toProto(msg),
 		PromptTokens:     int32(done.usage.PromptTokens),
 		CompletionTokens: int32(done.usage.CompletionTokens),
+		Model:            done.usage.Model,
 	})
 }
 

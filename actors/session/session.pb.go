@@ -37,8 +37,12 @@ type Message struct {
 	// created_at_unix_nano is when the session stored the message, by the
 	// node's clock.
 	CreatedAtUnixNano int64 `protobuf:"varint,6,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// finish_reason is why an assistant reply ended: "stop", "length",
+	// "stopped" or "error" (a partial reply). Empty for other messages and
+	// for replies stored before it was kept.
+	FinishReason  string `protobuf:"bytes,7,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -111,6 +115,13 @@ func (x *Message) GetCreatedAtUnixNano() int64 {
 		return x.CreatedAtUnixNano
 	}
 	return 0
+}
+
+func (x *Message) GetFinishReason() string {
+	if x != nil {
+		return x.FinishReason
+	}
+	return ""
 }
 
 // Append stores one message as the session's newest and answers with
@@ -681,8 +692,11 @@ type ReplyDone struct {
 	Message          *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	PromptTokens     int32                  `protobuf:"varint,2,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int32                  `protobuf:"varint,3,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// model names the model that wrote the reply (a fallback's name when
+	// the first failed).
+	Model         string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplyDone) Reset() {
@@ -736,13 +750,30 @@ func (x *ReplyDone) GetCompletionTokens() int32 {
 	return 0
 }
 
-// ReplyFailed ends a reply that could not be completed or stored.
+func (x *ReplyDone) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ReplyFailed ends a reply that could not be completed or stored. code is
+// "upstream_failed" when the model failed: before its first token (nothing
+// was stored but the user message) or after it (message is then the
+// partial reply, stored with finish_reason "error"); "unavailable" when
+// the reply could not be stored.
 type ReplyFailed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// partial is the stored partial reply after an upstream failure that
+	// followed the first token; unset otherwise.
+	Partial          *Message `protobuf:"bytes,3,opt,name=partial,proto3" json:"partial,omitempty"`
+	Model            string   `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	PromptTokens     int32    `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int32    `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReplyFailed) Reset() {
@@ -789,11 +820,39 @@ func (x *ReplyFailed) GetMessage() string {
 	return ""
 }
 
+func (x *ReplyFailed) GetPartial() *Message {
+	if x != nil {
+		return x.Partial
+	}
+	return nil
+}
+
+func (x *ReplyFailed) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ReplyFailed) GetPromptTokens() int32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *ReplyFailed) GetCompletionTokens() int32 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1cactors/session/session.proto\x12\x0eparley.session\"\xab\x01\n" +
+	"\x1cactors/session/session.proto\x12\x0eparley.session\"\xd0\x01\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
@@ -801,7 +860,8 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\acontent\x18\x04 \x01(\tR\acontent\x12\x1f\n" +
 	"\vtoken_count\x18\x05 \x01(\x05R\n" +
 	"tokenCount\x12/\n" +
-	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\"\x80\x01\n" +
+	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\x12#\n" +
+	"\rfinish_reason\x18\a \x01(\tR\ffinishReason\"\x80\x01\n" +
 	"\x06Append\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x1f\n" +
@@ -833,14 +893,19 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\x04host\x18\x02 \x01(\tR\x04host\"1\n" +
 	"\x05Token\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\x90\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xa6\x01\n" +
 	"\tReplyDone\x121\n" +
 	"\amessage\x18\x01 \x01(\v2\x17.parley.session.MessageR\amessage\x12#\n" +
 	"\rprompt_tokens\x18\x02 \x01(\x05R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\";\n" +
+	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"\xd6\x01\n" +
 	"\vReplyFailed\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
+	"\apartial\x18\x03 \x01(\v2\x17.parley.session.MessageR\apartial\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
+	"\rprompt_tokens\x18\x05 \x01(\x05R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokensB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
 	file_actors_session_session_proto_rawDescOnce sync.Once
@@ -875,11 +940,12 @@ var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 1: parley.session.Page.messages:type_name -> parley.session.Message
 	0, // 2: parley.session.ChatStarted.user_message:type_name -> parley.session.Message
 	0, // 3: parley.session.ReplyDone.message:type_name -> parley.session.Message
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 4: parley.session.ReplyFailed.partial:type_name -> parley.session.Message
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_actors_session_session_proto_init() }

@@ -41,6 +41,10 @@ type doneEvent struct {
 	LatencyMs int64  `json:"latencyMs"`
 	TTFTMs    int64  `json:"ttftMs"`
 	TraceID   string `json:"traceId"`
+	// Model names the model that wrote the reply (a fallback's when the
+	// first failed); FinishReason is why it ended (docs/models.md).
+	Model        string `json:"model,omitempty"`
+	FinishReason string `json:"finishReason"`
 }
 
 // chatResponse is the body of POST /chat with "stream": false.
@@ -50,6 +54,7 @@ type chatResponse struct {
 	LatencyMs int64       `json:"latencyMs"`
 	TTFTMs    int64       `json:"ttftMs"`
 	TraceID   string      `json:"traceId"`
+	Model     string      `json:"model,omitempty"`
 }
 
 // replyStream is the edge end of one reply: an actor on this node that
@@ -150,10 +155,10 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	hostLost := s.cfg.Grains.HostLost(started.Host)
 	if streaming {
-		s.streamReply(w, r, rs, hostLost, start)
+		s.streamReply(w, r, rs, hostLost, start, tenant.ID)
 		return
 	}
-	s.wholeReply(w, r, rs, hostLost, start)
+	s.wholeReply(w, r, rs, hostLost, start, tenant.ID)
 }
 
 // idempotencyKeyOf reads the optional Idempotency-Key header: "" when it is
@@ -174,7 +179,7 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
 // as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time, tenant string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -244,16 +249,20 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 					return
 				}
 			case *session.ReplyDone:
+				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
 				send("done", "", doneEvent{
-					MessageID: m.Message.Id,
-					Usage:     usage(m),
-					LatencyMs: time.Since(start).Milliseconds(),
-					TTFTMs:    ttft.Milliseconds(),
-					TraceID:   traceID,
+					MessageID:    m.Message.Id,
+					Usage:        usage(m),
+					LatencyMs:    time.Since(start).Milliseconds(),
+					TTFTMs:       ttft.Milliseconds(),
+					TraceID:      traceID,
+					Model:        m.Model,
+					FinishReason: m.Message.FinishReason,
 				})
 				return
 			case *session.ReplyFailed:
-				fail(CodeUnavailable, m.Message)
+				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
+				fail(replyFailedCode(m), m.Message)
 				return
 			}
 		}
@@ -263,7 +272,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 // wholeReply waits for the whole reply and answers it as one JSON body. Its
 // stream holds at most the first token and the end (openStream), so it
 // cannot overflow.
-func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time) {
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time, tenant string) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -288,20 +297,35 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStr
 					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 				}
 			case *session.ReplyDone:
+				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
 				writeJSON(w, http.StatusOK, chatResponse{
 					Message:   toJSON(m.Message),
 					Usage:     usage(m),
 					LatencyMs: time.Since(start).Milliseconds(),
 					TTFTMs:    ttft.Milliseconds(),
 					TraceID:   w.Header().Get(HeaderTraceID),
+					Model:     m.Model,
 				})
 				return
 			case *session.ReplyFailed:
+				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
+				if code := replyFailedCode(m); code == CodeUpstreamFailed {
+					writeError(w, http.StatusBadGateway, code, m.Message)
+					return
+				}
 				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, m.Message)
 				return
 			}
 		}
 	}
+}
+
+// replyFailedCode is the contract's code for a failed reply.
+func replyFailedCode(f *session.ReplyFailed) string {
+	if f.Code == session.CodeUpstreamFailed {
+		return CodeUpstreamFailed
+	}
+	return CodeUnavailable
 }
 
 func usage(d *session.ReplyDone) Usage {

@@ -40,6 +40,7 @@ const (
 	CodeInternal         = "internal"               // 500
 	CodeNotReady         = "not_ready"              // 503 from /readyz
 	CodeUnavailable      = "unavailable"            // 503: the session could not be reached; retry
+	CodeUpstreamFailed   = "upstream_failed"        // 502 (or an error event): the model failed; docs/models.md
 )
 
 // writeError writes the contract's error body with status. It is the one

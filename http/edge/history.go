@@ -19,6 +19,9 @@ type messageJSON struct {
 	Content    string `json:"content"`
 	CreatedAt  string `json:"createdAt"`
 	TokenCount int    `json:"tokenCount"`
+	// FinishReason is an assistant message's: stop, length, stopped or
+	// error (docs/models.md).
+	FinishReason string `json:"finishReason,omitempty"`
 }
 
 // historyResponse is the body of GET /chat/{sessionId}/history.
@@ -29,13 +32,23 @@ type historyResponse struct {
 
 func toJSON(m *session.Message) messageJSON {
 	return messageJSON{
-		ID:         m.Id,
-		Seq:        m.Seq,
-		Role:       m.Role,
-		Content:    m.Content,
-		CreatedAt:  time.Unix(0, m.CreatedAtUnixNano).UTC().Format(time.RFC3339Nano),
-		TokenCount: int(m.TokenCount),
+		ID:           m.Id,
+		Seq:          m.Seq,
+		Role:         m.Role,
+		Content:      m.Content,
+		CreatedAt:    time.Unix(0, m.CreatedAtUnixNano).UTC().Format(time.RFC3339Nano),
+		TokenCount:   int(m.TokenCount),
+		FinishReason: finishReason(m),
 	}
+}
+
+// finishReason is an assistant message's finish reason; one stored before
+// they were kept was a finished reply (M1 stored no other).
+func finishReason(m *session.Message) string {
+	if m.FinishReason == "" && m.Role == "assistant" {
+		return "stop"
+	}
+	return m.FinishReason
 }
 
 // sessionIdentity reads {sessionId} and builds the grain identity of the

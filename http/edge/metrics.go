@@ -126,6 +126,15 @@ func (m *Metrics) UpstreamError(name, code string) {
 	m.upstreamErrors.WithLabelValues(name, code).Inc()
 }
 
+// replyTokens counts a finished reply's tokens.
+func (m *Metrics) replyTokens(tenant, name string, prompt, completion int) {
+	if name == "" {
+		return // a replayed reply, or one that never reached a model: nothing was spent
+	}
+	m.modelTokens.WithLabelValues(tenant, name, "prompt").Add(float64(prompt))
+	m.modelTokens.WithLabelValues(tenant, name, "completion").Add(float64(completion))
+}
+
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }

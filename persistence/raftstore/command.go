@@ -26,7 +26,7 @@ import (
 
 // The formats. A command or result is written in the oldest format that
 // carries it: format 2 only when one of its messages has an idempotency
-// key. Both decode. So a log written by an earlier version replays, and a
+// key, format 3 only when one has a finish reason. All decode. So a log written by an earlier version replays, and a
 // group can be upgraded one member at a time as long as clients send no
 // Idempotency-Key until every member runs the new version (a member that
 // only knows format 1 skips a format-2 entry). Queries (and the envelope
@@ -37,10 +37,13 @@ const (
 	// wireFormatV2 is wireFormatV1 with each message's idempotency key
 	// after its content.
 	wireFormatV2 = 2
+	// wireFormatV3 is wireFormatV2 with each message's finish reason after
+	// its idempotency key.
+	wireFormatV3 = 3
 )
 
 // messageFormat reports whether f is a format of commands and results.
-func messageFormat(f byte) bool { return f == wireFormatV1 || f == wireFormatV2 }
+func messageFormat(f byte) bool { return f == wireFormatV1 || f == wireFormatV2 || f == wireFormatV3 }
 
 // opCode names a write.
 type opCode byte
@@ -93,12 +96,16 @@ type command struct {
 
 // formatOf is the oldest format that carries msgs.
 func formatOf(msgs []persistence.Message) byte {
+	f := byte(wireFormatV1)
 	for _, m := range msgs {
+		if m.FinishReason != "" {
+			return wireFormatV3
+		}
 		if m.IdempotencyKey != "" {
-			return wireFormatV2
+			f = wireFormatV2
 		}
 	}
-	return wireFormatV1
+	return f
 }
 
 func encodeCommand(c command) []byte {
@@ -396,16 +403,20 @@ func decodeResult(b []byte) (result, error) {
 }
 
 // minMessageSize is the fewest bytes one message of format f takes: a
-// byte for each of its fields (six in format 1, seven in format 2) but
-// the time, which takes two.
+// byte for each of its fields (six in format 1, seven in format 2, eight
+// in format 3) but the time, which takes two.
 func minMessageSize(f byte) int {
-	if f == wireFormatV1 {
+	switch f {
+	case wireFormatV1:
 		return 7
+	case wireFormatV2:
+		return 8
 	}
-	return 8
+	return 9
 }
 
-// message writes m in format f; format 1 has no idempotency key.
+// message writes m in format f; format 1 has no idempotency key, formats
+// 1 and 2 no finish reason.
 func (e *encoder) message(m persistence.Message, f byte) {
 	e.Uvarint(m.Seq)
 	e.String(m.ID)
@@ -416,9 +427,12 @@ func (e *encoder) message(m persistence.Message, f byte) {
 	if f != wireFormatV1 {
 		e.String(m.IdempotencyKey)
 	}
+	if f == wireFormatV3 {
+		e.String(m.FinishReason)
+	}
 }
 
-// message reads a message of format f; format 1 has no idempotency key.
+// message reads a message of format f (see encoder.message).
 func (d *decoder) message(f byte) persistence.Message {
 	var m persistence.Message
 	m.Seq = d.Uvarint()
@@ -429,6 +443,9 @@ func (d *decoder) message(f byte) persistence.Message {
 	m.Content = d.String()
 	if f != wireFormatV1 {
 		m.IdempotencyKey = d.String()
+	}
+	if f == wireFormatV3 {
+		m.FinishReason = d.String()
 	}
 	return m
 }

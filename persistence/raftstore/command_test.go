@@ -128,6 +128,15 @@ func TestFormat1StillDecodes(t *testing.T) {
 	if b := encodeCommand(keyed); b[0] != wireFormatV2 {
 		t.Fatalf("a command with a key encodes in format %d, want %d", b[0], wireFormatV2)
 	}
+	// A finish reason needs format 3, and comes back.
+	finished := keyed
+	finished.msgs = []persistence.Message{msg}
+	finished.msgs[0].FinishReason = "stopped"
+	if b := encodeCommand(finished); b[0] != wireFormatV3 {
+		t.Fatalf("a command with a finish reason encodes in format %d, want %d", b[0], wireFormatV3)
+	} else if got, err := decodeCommand(b); err != nil || !reflect.DeepEqual(got.msgs, finished.msgs) {
+		t.Fatalf("format 3 command decoded as %+v, %v", got.msgs, err)
+	}
 	// A format 2 command marked format 1 has a key nobody reads.
 	relabelled := encodeCommand(keyed)
 	relabelled[0] = wireFormatV1

@@ -160,7 +160,7 @@ func newestFirst(from, to uint64) []uint64 {
 func checkMessage(t *testing.T, got, want persistence.Message) {
 	t.Helper()
 	if got.Seq != want.Seq || got.ID != want.ID || got.Role != want.Role || got.Content != want.Content ||
-		got.TokenCount != want.TokenCount || !got.CreatedAt.Equal(want.CreatedAt) || got.IdempotencyKey != want.IdempotencyKey {
+		got.TokenCount != want.TokenCount || !got.CreatedAt.Equal(want.CreatedAt) || got.IdempotencyKey != want.IdempotencyKey || got.FinishReason != want.FinishReason {
 		t.Fatalf("message:\n got  %+v\n want %+v", got, want)
 	}
 }
@@ -233,7 +233,8 @@ func testRoundTrip(t *testing.T, s persistence.Store) {
 		{Seq: 2, ID: "01J-ü/:x", Role: persistence.RoleUser, Content: "héllo\n\x00\"world\" 🎉",
 			TokenCount: -1, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, zone), IdempotencyKey: "req-7f3a:retry/1"},
 		{Seq: 3, ID: strings.Repeat("i", 200), Role: persistence.RoleAssistant, Content: strings.Repeat("long ", 2000),
-			TokenCount: 1 << 30, CreatedAt: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), IdempotencyKey: strings.Repeat("k", 128) + "\xff\x00"},
+			TokenCount: 1 << 30, CreatedAt: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), IdempotencyKey: strings.Repeat("k", 128) + "\xff\x00",
+			FinishReason: "error"},
 	}
 	mustAppend(t, s, key, 0, want, persistence.AppendOptions{})
 	page := mustPage(t, s, key, 0, 10, time.Time{})

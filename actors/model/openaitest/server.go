@@ -45,6 +45,10 @@ type Step struct {
 	Hang bool
 	// HangAfter, when > 0, waits the same way after that many deltas.
 	HangAfter int
+	// Raw, when set, is the whole body of a 200 answer with content type
+	// RawType (text/event-stream when empty), for answers no real server
+	// gives.
+	Raw, RawType string
 }
 
 // DefaultTokens is the reply of a Step that names none.
@@ -141,6 +145,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", step.RetryAfter)
 		}
 		writeError(w, step.Status, "upstream_error", fmt.Sprintf("scripted status %d", step.Status))
+		return
+	}
+	if step.Raw != "" {
+		if step.RawType == "" {
+			step.RawType = "text/event-stream"
+		}
+		w.Header().Set("Content-Type", step.RawType)
+		_, _ = io.WriteString(w, step.Raw)
 		return
 	}
 	s.stream(w, r, body, step)
