@@ -78,9 +78,10 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
-	m, timeout := g.cfg.Models(g.key.Tenant), g.cfg.ReplyTimeout
+	m := g.cfg.Models(g.key.Tenant)
+	mctx, cancel := context.WithTimeout(context.Background(), g.cfg.ReplyTimeout)
+	g.stopReply, g.stopped = cancel, false
 	go func() {
-		mctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var reply strings.Builder
 		index := int32(0)
@@ -100,6 +101,11 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 // failed before has nothing to store.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
+	g.stopReply = nil
+	if g.stopped && done.err != nil {
+		// Stop cancelled it: what was written is the reply.
+		done.err, done.usage.FinishReason = nil, model.FinishStopped
+	}
 	if done.err != nil {
 		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "model", done.usage.Model, "err", done.err)
 	}

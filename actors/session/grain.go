@@ -50,6 +50,9 @@ type grain struct {
 
 	idle     *passivation.Idle
 	replying bool // a model reply is in progress
+	// stopReply cancels the reply in progress; stopped says Stop did.
+	stopReply context.CancelFunc
+	stopped   bool
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -76,6 +79,9 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *Chat:
 		g.idle.Touch()
 		g.chat(ctx, msg)
+	case *Stop:
+		g.idle.Touch()
+		g.stop(ctx)
 	case *replyFinished:
 		g.idle.Touch()
 		g.replyDone(ctx, msg)

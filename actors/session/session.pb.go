@@ -848,6 +848,91 @@ func (x *ReplyFailed) GetCompletionTokens() int32 {
 	return 0
 }
 
+// Stop ends the reply in progress, if any, and is answered with Stopped at
+// once (also when nothing runs). The model's call is cancelled (an upstream
+// sees its connection closed); the reply is stored as far as it got with
+// finish_reason "stopped", and its ReplyDone says so.
+type Stop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stop) Reset() {
+	*x = Stop{}
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stop) ProtoMessage() {}
+
+func (x *Stop) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stop.ProtoReflect.Descriptor instead.
+func (*Stop) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{13}
+}
+
+// Stopped answers Stop. replying says whether a reply was in progress.
+type Stopped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replying      bool                   `protobuf:"varint,1,opt,name=replying,proto3" json:"replying,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stopped) Reset() {
+	*x = Stopped{}
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stopped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stopped) ProtoMessage() {}
+
+func (x *Stopped) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stopped.ProtoReflect.Descriptor instead.
+func (*Stopped) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Stopped) GetReplying() bool {
+	if x != nil {
+		return x.Replying
+	}
+	return false
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
@@ -905,7 +990,10 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\apartial\x18\x03 \x01(\v2\x17.parley.session.MessageR\apartial\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
 	"\rprompt_tokens\x18\x05 \x01(\x05R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokensB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
+	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokens\"\x06\n" +
+	"\x04Stop\"%\n" +
+	"\aStopped\x12\x1a\n" +
+	"\breplying\x18\x01 \x01(\bR\breplyingB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
 	file_actors_session_session_proto_rawDescOnce sync.Once
@@ -919,7 +1007,7 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_actors_session_session_proto_goTypes = []any{
 	(*Message)(nil),     // 0: parley.session.Message
 	(*Append)(nil),      // 1: parley.session.Append
@@ -934,6 +1022,8 @@ var file_actors_session_session_proto_goTypes = []any{
 	(*Token)(nil),       // 10: parley.session.Token
 	(*ReplyDone)(nil),   // 11: parley.session.ReplyDone
 	(*ReplyFailed)(nil), // 12: parley.session.ReplyFailed
+	(*Stop)(nil),        // 13: parley.session.Stop
+	(*Stopped)(nil),     // 14: parley.session.Stopped
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
@@ -959,7 +1049,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
