@@ -102,6 +102,9 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
 	g.stopReply = nil
+	if g.cfg.OnUsage != nil {
+		g.cfg.OnUsage(g.key.Tenant, done.usage)
+	}
 	if g.stopped && done.err != nil {
 		// Stop cancelled it: what was written is the reply.
 		done.err, done.usage.FinishReason = nil, model.FinishStopped

@@ -47,6 +47,10 @@ type Config struct {
 	Models func(tenant string) model.Model
 	// Prompt returns a tenant's prompt template; none when nil.
 	Prompt func(tenant string) string
+	// OnUsage, when set, is told every reply's usage when it ends (stored,
+	// failed mid-reply or stopped; not a replay), from the grain's
+	// goroutine: it must not block. Token limits are charged through it.
+	OnUsage func(tenant string, u model.Usage)
 	// ReplyTimeout bounds one model reply, fallbacks and retries
 	// included. Default 10 minutes: each upstream call has its own,
 	// shorter, timeout (timeoutSeconds).

@@ -41,6 +41,10 @@ type RateLimit struct {
 	User                 ScopeLimit `json:"user"`
 	IP                   ScopeLimit `json:"ip"`
 	OnLimiterUnavailable string     `json:"onLimiterUnavailable" validate:"omitempty,oneof=open closed"`
+	// TokensPerMinute bounds the tenant's model tokens (prompt and
+	// completion, as the provider counts them) in any sliding minute; 0,
+	// the default, is no limit.
+	TokensPerMinute int `json:"tokensPerMinute" validate:"gte=0,lte=1000000000"`
 }
 
 // ScopeLimit is a per-user or per-IP limit.

@@ -134,10 +134,14 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	undo = append(undo, func() { _ = st.close() })
 	store := st.sessions
 
+	// The limiter needs the cluster member, which needs the session kind:
+	// replies charge their tokens through it once it exists.
+	var limiterRef atomic.Pointer[ratelimit.Limiter]
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
 		Models:      models,
+		OnUsage:     edge.ChargeTokens(registry, limiterRef.Load, logger.With("component", "ratelimit")),
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
 		IdleTimeout: cfg.SessionIdle,
@@ -184,6 +188,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
+	limiterRef.Store(limiter)
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
 	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
