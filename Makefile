@@ -7,10 +7,13 @@ BIN   := $(RUN)/bin/parley
 
 # The local cluster: node i listens on HTTP 818i, gossip 795i, remote 819i,
 # raft 830i; node1 bootstraps the replicated store, the others become voters.
+# Every plane runs with the certificates and gossip key of CLUSTER_CERTS
+# (docs/security.md), made by `parley certs` on the first run.
 CLUSTER_DIR   := $(RUN)/cluster
+CLUSTER_CERTS := $(CLUSTER_DIR)/certs
 CLUSTER_NODES := 1 2 3
 
-.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated generate lint bench chaos
+.PHONY: help run build cluster cluster-status cluster-stop test test-go check-generated check-third-party check-size generate lint bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,6 +31,8 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	  if [ -f $$pidfile ] && kill -0 $$(cat $$pidfile) 2>/dev/null; then \
 	    echo "node$$i is already running (pid $$(cat $$pidfile)); make cluster-stop first"; exit 1; fi; \
 	done
+	@for i in $(CLUSTER_NODES); do [ -f $(CLUSTER_CERTS)/node$$i.pem ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(BIN) certs --out $(CLUSTER_CERTS) $(addprefix node,$(CLUSTER_NODES)) >/dev/null && echo "certificates and gossip key in $(CLUSTER_CERTS)"; fi
 	@# node1 creates the demo tenant (its key goes to node1.log); every node
 	@# then serves the same tenants file, so the key works on all three.
 	@for i in $(CLUSTER_NODES); do \
@@ -37,6 +42,8 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	    --http-addr 127.0.0.1:818$$i --gossip-addr 127.0.0.1:795$$i --remote-addr 127.0.0.1:819$$i --raft-addr 127.0.0.1:830$$i \
 	    --join 127.0.0.1:7951,127.0.0.1:7952,127.0.0.1:7953 \
 	    --data-dir $(CLUSTER_DIR)/node$$i/data $$extra \
+	    --tls-ca $(CLUSTER_CERTS)/ca.pem --tls-cert $(CLUSTER_CERTS)/node$$i.pem --tls-key $(CLUSTER_CERTS)/node$$i-key.pem \
+	    --gossip-key-file $(CLUSTER_CERTS)/gossip.key \
 	    > $(CLUSTER_DIR)/node$$i.log 2>&1 & \
 	  echo $$! > $(CLUSTER_DIR)/node$$i.pid; \
 	  if [ $$i = 1 ]; then \
@@ -67,7 +74,7 @@ cluster: build ## start three local nodes in the background (pids, logs, data in
 	fi
 	@echo "Logs: $(CLUSTER_DIR)/node{1,2,3}.log   Stop: make cluster-stop"
 
-cluster-status: ## show each local node's pid, readiness, view of the membership and the store's voters
+cluster-status: ## show each local node's pid, readiness, view of the membership, the store's voters and whether its planes run TLS
 	@for i in $(CLUSTER_NODES); do \
 	  pidfile=$(CLUSTER_DIR)/node$$i.pid; \
 	  if [ ! -f $$pidfile ] || ! kill -0 $$(cat $$pidfile) 2>/dev/null; then \
@@ -76,7 +83,8 @@ cluster-status: ## show each local node's pid, readiness, view of the membership
 	  members=$$(echo "$$body" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | sort | paste -sd, -); \
 	  voters=$$(echo "$$body" | grep -o '"voters":\[[^]]*\]' | grep -o '"[^"]*"' | tr -d '"' | grep -v voters | sort | paste -sd, -); \
 	  state=$$(echo "$$body" | grep -q '"status":"ready"' && echo ready || echo "not ready: $$body"); \
-	  echo "node$$i  http://127.0.0.1:818$$i  pid $$(cat $$pidfile)  $$state  members: $${members:-?}  voters: $${voters:-?}"; \
+	  tls=$$(echo "$$body" | grep -o '"tls":[a-z]*' | cut -d: -f2); \
+	  echo "node$$i  http://127.0.0.1:818$$i  pid $$(cat $$pidfile)  $$state  members: $${members:-?}  voters: $${voters:-?}  tls: $${tls:-?}"; \
 	done
 
 cluster-stop: ## stop the nodes `make cluster` started (SIGTERM: graceful leave), by pid
@@ -96,7 +104,7 @@ cluster-stop: ## stop the nodes `make cluster` started (SIGTERM: graceful leave)
 chaos: ## watch 300 sessions under load lose nothing to a SIGKILL; a node restarted and rebuilt; 2 of 3 lost
 	$(GO) test -count=1 -v -run 'SurviveSIGKILLUnderLoad|Rejoins' ./tests 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL)|durability_test'
 
-test: check-generated lint test-go ## everything CI runs: generated code current, lint, race tests
+test: check-generated check-third-party check-size lint test-go ## everything CI runs: generated code current, third_party checked, no large file, lint, race tests
 
 test-go:
 	$(GO) test -race -timeout 8m ./...
@@ -106,6 +114,15 @@ generate: ## regenerate the Go code of every .proto (pure Go: cmd/protogen)
 
 check-generated: ## fail when generated code differs from its .proto
 	$(GO) run ./cmd/protogen -check
+
+check-third-party: ## fail unless third_party/protoactor-go is its pinned upstream plus its patches, exactly
+	@third_party/check.sh
+
+# A tracked file over 1 MiB is almost always a build output or a data dump.
+MAX_FILE_BYTES := 1048576
+check-size: ## fail when a file git tracks is over 1 MiB
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk -v max=$(MAX_FILE_BYTES) '$$1 > max'); \
+	  if [ -n "$$big" ]; then echo "tracked files over $(MAX_FILE_BYTES) bytes:"; echo "$$big"; exit 1; fi
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^third_party/') 2>&1); \

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/parley-chat/parley/cluster/security"
 )
 
 // Config configures one cluster member. Zero values mean "use the default".
@@ -48,6 +50,12 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*protocluster.Kind
+	// TLS, when set, makes the actor remote mutual TLS with this identity
+	// (tls.go). Nil leaves it in the clear: loopback-only clusters.
+	TLS *security.Identity
+	// GossipKey, when set, encrypts gossip with this AES key (16, 24 or 32
+	// bytes); every member must share it. Nil gossips in the clear.
+	GossipKey []byte
 	// Logger receives Parley's, Proto.Actor's and memberlist's logs. It
 	// should already name the node (a "node" attribute).
 	Logger *slog.Logger
@@ -70,6 +78,7 @@ func DefaultConfig() Config {
 		NodeName:                "",                     // hostname-derived by the caller
 		GossipAddr:              "127.0.0.1:7946",       // memberlist's customary port
 		RemoteAddr:              "127.0.0.1:8090",       // Proto.Actor remote
+		HTTPAddr:                "127.0.0.1:8080",       // parley serve's HTTP edge; gossiped as given, never defaulted
 		JoinRetryMax:            2 * time.Second,        // seeds retried at least this often
 		ProbeInterval:           500 * time.Millisecond, // memberlist LAN: 1 s
 		ProbeTimeout:            200 * time.Millisecond, // memberlist LAN: 500 ms
@@ -136,6 +145,11 @@ func (c Config) Validate() error {
 	for _, seed := range c.Join {
 		if _, _, err := net.SplitHostPort(seed); err != nil {
 			return fmt.Errorf("cluster config: Join %q: %w", seed, err)
+		}
+	}
+	if c.GossipKey != nil {
+		if _, err := keyring(c); err != nil {
+			return err
 		}
 	}
 	if c.ProbeTimeout >= c.ProbeInterval {

@@ -24,7 +24,8 @@ type MemberlistProvider struct {
 	logger *slog.Logger
 
 	ml         *memberlist.Memberlist
-	gossipAddr string // the address memberlist bound
+	keyring    *memberlist.Keyring // nil when gossip is not encrypted
+	gossipAddr string              // the address memberlist bound
 	cluster    *protocluster.Cluster
 	self       MemberMeta
 	meta       atomic.Pointer[[]byte] // self, encoded: what memberlist gossips
@@ -98,6 +99,12 @@ func (p *MemberlistProvider) StartMember(c *protocluster.Cluster) error {
 	mc.Delegate = metaDelegate{p: p}
 	mc.Events = eventDelegate{p: p}
 	mc.Logger = memberlistLogger(p.logger)
+	if p.keyring, err = keyring(p.cfg); err != nil {
+		return err
+	}
+	mc.Keyring = p.keyring
+	mc.GossipVerifyIncoming = true // drop what is not encrypted with a key of the ring
+	mc.GossipVerifyOutgoing = true
 
 	ml, err := memberlist.Create(mc)
 	if err != nil {

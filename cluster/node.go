@@ -14,6 +14,15 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/parley-chat/parley/actors/grains"
+)
+
+// Node is the Requester every typed grain client calls, and tells those
+// clients when a member fails.
+var (
+	_ grains.Requester   = (*Node)(nil)
+	_ grains.HostWatcher = (*Node)(nil)
 )
 
 // Node is one running cluster member: an actor system, its remote, a
@@ -46,7 +55,7 @@ func Start(cfg Config) (n *Node, err error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }))
 	provider := newMemberlistProvider(cfg)
 	cc := protocluster.Configure(cfg.ClusterName, provider, disthash.New(),
-		remote.Configure(remoteAddr.host, remoteAddr.port),
+		remote.Configure(remoteAddr.host, remoteAddr.port, remoteOptions(cfg)...),
 		protocluster.WithKinds(cfg.Kinds...),
 		protocluster.WithRequestTimeout(cfg.RequestTimeout),
 	)

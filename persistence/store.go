@@ -1,7 +1,7 @@
 // Package persistence is the only way grains reach durable state. Grains see
 // the narrow interfaces in this package; the first implementation is one
-// Badger DB per node (BadgerStore), and a replicated implementation can replace
-// it behind the same interfaces without touching grains.
+// Badger DB per node (persistence/badgerstore), and a replicated one
+// (persistence/raftstore) stands behind the same interfaces without touching grains.
 //
 // Every key an implementation writes starts with the tenant id followed by
 // ':', so one tenant's data is one key prefix. Tenant ids never contain ':'

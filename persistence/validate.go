@@ -13,11 +13,11 @@ const (
 	maxKVKeyLen   = 512
 )
 
-// validateSessionKey refuses what could escape the tenant's prefix or alias
+// ValidateSessionKey refuses what could escape the tenant's prefix or alias
 // another session. Every store calls it before touching storage, even though
 // the HTTP edge has already validated: a store is the last line of the
 // tenant isolation the architecture promises.
-func validateSessionKey(k SessionKey) error {
+func ValidateSessionKey(k SessionKey) error {
 	if !ValidTenantID(k.Tenant) {
 		return fmt.Errorf("%w: tenant %q", ErrInvalidKey, k.Tenant)
 	}
@@ -27,10 +27,10 @@ func validateSessionKey(k SessionKey) error {
 	return nil
 }
 
-// validateKVKey checks the three parts of a KV key. The space is lowercase
+// ValidateKVKey checks the three parts of a KV key. The space is lowercase
 // letters only, so that "<space>:" ends at the first ':' and a key holding
 // ':' cannot pose as another space's key.
-func validateKVKey(k KVKey) error {
+func ValidateKVKey(k KVKey) error {
 	if !ValidTenantID(k.Tenant) {
 		return fmt.Errorf("%w: tenant %q", ErrInvalidKey, k.Tenant)
 	}
@@ -46,7 +46,9 @@ func validateKVKey(k KVKey) error {
 	return nil
 }
 
-func validateTenant(tenant string) error {
+// ValidateTenant refuses a tenant id that ValidTenantID does not accept,
+// for operations on a whole tenant (DeleteTenant).
+func ValidateTenant(tenant string) error {
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("%w: tenant %q", ErrInvalidKey, tenant)
 	}

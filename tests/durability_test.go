@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,12 +42,12 @@ func replicatedClusterOf(t *testing.T, n int, extra ...string) []*process {
 	if err := os.WriteFile(tenantsFile, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nodes := startClusterWith(t, buildParley(t), n, func(int) []string {
+	nodes := startCluster(t, n, func(int) []string {
 		return append([]string{"--tenants", tenantsFile, "--mock-token-delay", "0"}, extra...)
 	})
 	var names []string
 	for _, p := range nodes {
-		names = append(names, p.name)
+		names = append(names, p.Name)
 	}
 	waitVoters(t, nodes, names)
 	return nodes
@@ -58,29 +58,16 @@ func waitVoters(t *testing.T, nodes []*process, want []string) {
 	t.Helper()
 	for _, p := range nodes {
 		testkit.Eventually(t, 30*time.Second, func() error {
-			voters, err := votersOf(p)
+			r, err := p.Readyz(context.Background())
 			if err != nil {
 				return err
 			}
-			if !slices.Equal(voters, want) {
-				return fmt.Errorf("%s: voters %v, want %v", p.name, voters, want)
+			if !slices.Equal(r.Voters, want) {
+				return fmt.Errorf("%s: voters %v, want %v", p.Name, r.Voters, want)
 			}
 			return nil
 		})
 	}
-}
-
-func votersOf(p *process) ([]string, error) {
-	resp, err := http.Get(p.url("/readyz"))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct{ Voters []string }
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s /readyz: %d %v", p.name, resp.StatusCode, err)
-	}
-	return body.Voters, nil
 }
 
 // Sizes of the acceptance run (issue 9): sessions spread over every owner,
@@ -88,15 +75,21 @@ func votersOf(p *process) ([]string, error) {
 const (
 	loadSessions = 300
 	loadWorkers  = 30 // each owns loadSessions/loadWorkers sessions
-	beforeKill   = 2 * time.Second
-	afterKill    = 6 * time.Second
+	// The load runs until this many requests are acknowledged before the
+	// kill, and this many more after it: a slow machine writes longer,
+	// never checks less.
+	ackedBeforeKill = loadSessions
+	ackedAfterKill  = loadSessions
+	// phaseTimeout bounds each phase; only a cluster that stopped
+	// acknowledging reaches it.
+	phaseTimeout = 90 * time.Second
 	// clientTimeout bounds every request of the run: the edge's deadline
 	// for a grain call is 5 s, so a request that takes this long hung.
 	clientTimeout = 10 * time.Second
-	// reserveBound is the bound the test enforces on serving every session
-	// again after the kill (the target, 5 s, is what the log line shows:
-	// docs/durability.md); wide, for a loaded CI machine.
-	reserveBound = 10 * time.Second
+	// reserveDeadline bounds serving every session again after the kill:
+	// a bound on a hang, not the target (5 s, which the log line shows and
+	// make chaos reports: docs/durability.md).
+	reserveDeadline = 30 * time.Second
 )
 
 // loadResult is what one chat request of the run came to.
@@ -114,7 +107,7 @@ const (
 // explains an unexpected end.
 func chatOnce(p *process, sessionID, message string, stream bool, key string) (res loadResult, detail string) {
 	body := fmt.Sprintf(`{"sessionId": %q, "message": %q, "stream": %t}`, sessionID, message, stream)
-	req, _ := http.NewRequest("POST", p.url("/chat"), strings.NewReader(body))
+	req, _ := http.NewRequest("POST", p.URL("/chat"), strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+durableKey)
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
@@ -164,7 +157,7 @@ type storedMessage struct {
 
 // fullHistory reads a session's whole history through p, oldest first.
 func fullHistory(p *process, sessionID string) ([]storedMessage, error) {
-	req, _ := http.NewRequest("GET", p.url("/chat/"+sessionID+"/history?limit=100"), nil)
+	req, _ := http.NewRequest("GET", p.URL("/chat/"+sessionID+"/history?limit=100"), nil)
 	req.Header.Set("Authorization", "Bearer "+durableKey)
 	client := http.Client{Timeout: clientTimeout}
 	resp, err := client.Do(req)
@@ -173,7 +166,7 @@ func fullHistory(p *process, sessionID string) ([]storedMessage, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("history via %s: %d", p.name, resp.StatusCode)
+		return nil, fmt.Errorf("history via %s: %d", p.Name, resp.StatusCode)
 	}
 	var body struct {
 		Messages   []storedMessage
@@ -212,6 +205,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		counts   = map[loadResult]int{}
 		problems []string
 		retries  int           // requests that were a retry of a refused one
+		afterAck int           // acknowledged after the kill
 		longest  time.Duration // of any request not cut off with the killed edge
 		killed   atomic.Bool
 	)
@@ -253,8 +247,11 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 					switch res {
 					case acked:
 						ackedMsg[sid] = append(ackedMsg[sid], msg)
+						if killed.Load() {
+							afterAck++
+						}
 					case unexpectedly:
-						problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.name, detail))
+						problems = append(problems, fmt.Sprintf("%s via %s: %s", msg, via.Name, detail))
 					}
 					mu.Unlock()
 					if res != refused && res != edgeDown {
@@ -270,17 +267,27 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		})
 	}
 
-	time.Sleep(beforeKill)
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	// untilAcked waits until n (of the counter read) are acknowledged.
+	untilAcked := func(phase string, n int, read func() int) {
+		t.Helper()
+		testkit.Eventually(t, phaseTimeout, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if got := read(); got < n {
+				return fmt.Errorf("%s: %d of %d requests acknowledged", phase, got, n)
+			}
+			return nil
+		})
 	}
+	untilAcked("before the kill", ackedBeforeKill, func() int { return counts[acked] })
+	kill(t, victim)
 	killedAt := time.Now()
 	killed.Store(true)
 
 	// Until every session answers through a survivor: a third of them
 	// were owned by the killed node.
 	pending := slices.Clone(sessions)
-	for len(pending) > 0 && time.Since(killedAt) < reserveBound {
+	testkit.Eventually(t, reserveDeadline, func() error {
 		var next []string
 		var nmu sync.Mutex
 		var rg sync.WaitGroup
@@ -299,16 +306,14 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 		rg.Wait()
 		pending = next
 		if len(pending) > 0 {
-			time.Sleep(50 * time.Millisecond)
+			return fmt.Errorf("%d sessions not served again since the SIGKILL", len(pending))
 		}
-	}
+		return nil
+	})
 	reserved := time.Since(killedAt)
-	if len(pending) > 0 {
-		t.Fatalf("%d sessions still not served %s after the SIGKILL", len(pending), reserveBound)
-	}
 	t.Logf("every one of %d sessions served again through the survivors %s after the SIGKILL (target 5 s)", loadSessions, reserved.Round(10*time.Millisecond))
 
-	time.Sleep(afterKill - time.Since(killedAt))
+	untilAcked("after the kill", ackedAfterKill, func() int { return afterAck })
 	close(stop)
 	wg.Wait()
 	t.Logf("requests: %d acknowledged, %d refused with 503 + Retry-After (or an error event), %d in flight to the killed edge, %d of them retries with the same Idempotency-Key",
@@ -317,7 +322,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("%d requests ended otherwise, e.g. %v", len(problems), problems[:min(5, len(problems))])
 	}
-	if counts[acked] < loadSessions {
+	if counts[acked] < ackedBeforeKill+ackedAfterKill {
 		t.Fatalf("only %d requests acknowledged", counts[acked])
 	}
 
@@ -330,7 +335,7 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 			}
 			for i, m := range got {
 				if m.Seq != uint64(i+1) {
-					t.Fatalf("session %s via %s: seq %v, want 1..%d without gap or duplicate", sid, p.name, seqs(got), len(got))
+					t.Fatalf("session %s via %s: seq %v, want 1..%d without gap or duplicate", sid, p.Name, seqs(got), len(got))
 				}
 			}
 			users := map[string]int{}
@@ -346,16 +351,16 @@ func TestAcknowledgedMessagesSurviveSIGKILLUnderLoad(t *testing.T) {
 			for _, want := range ackedMsg[sid] {
 				i, ok := users[want]
 				if !ok {
-					t.Fatalf("acknowledged %q missing from %s via %s", want, sid, p.name)
+					t.Fatalf("acknowledged %q missing from %s via %s", want, sid, p.Name)
 				}
 				if i+1 >= len(got) || got[i+1].Role != "assistant" {
-					t.Fatalf("the reply to acknowledged %q is not stored after it in %s via %s", want, sid, p.name)
+					t.Fatalf("the reply to acknowledged %q is not stored after it in %s via %s", want, sid, p.Name)
 				}
 			}
 			if first == nil {
 				first = got
 			} else if !slices.Equal(first, got) {
-				t.Fatalf("session %s reads differently through %s and %s", sid, survivors[0].name, p.name)
+				t.Fatalf("session %s reads differently through %s and %s", sid, survivors[0].Name, p.Name)
 			}
 		}
 	}
@@ -382,7 +387,7 @@ func checkAll(t *testing.T, p *process, acked map[string][]string) {
 			}
 			for _, want := range msgs {
 				if !slices.ContainsFunc(got, func(m storedMessage) bool { return m.Role == "user" && m.Content == want }) {
-					return fmt.Errorf("acknowledged %q missing from %s via %s", want, sid, p.name)
+					return fmt.Errorf("acknowledged %q missing from %s via %s", want, sid, p.Name)
 				}
 			}
 			return nil
@@ -394,28 +399,44 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	t.Parallel()
 	nodes := replicatedCluster(t)
 	ackedMsgs := map[string][]string{}
+	// write sends n messages, each until it is acknowledged: a refusal
+	// (503 with Retry-After, while a session's grain moves) is retried with
+	// the same Idempotency-Key; any other answer fails the test. Every
+	// phase thus checks all n messages, never fewer.
 	write := func(round int, via []*process, n int) {
+		t.Helper()
 		for i := range n {
 			sid := uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))).String()
 			msg := fmt.Sprintf("round %d message %d", round, i)
-			if res, _ := chatOnce(via[i%len(via)], sid, msg, false, ""); res == acked {
-				ackedMsgs[sid] = append(ackedMsgs[sid], msg)
-			}
+			key := fmt.Sprintf("r%d-m%d", round, i)
+			tries := 0
+			testkit.Eventually(t, 30*time.Second, func() error {
+				p := via[(i+tries)%len(via)]
+				tries++
+				switch res, detail := chatOnce(p, sid, msg, false, key); res {
+				case acked:
+					return nil
+				case refused:
+					return fmt.Errorf("%q via %s refused", msg, p.Name)
+				default:
+					t.Fatalf("%q via %s: %s, want 200 or 503 with Retry-After", msg, p.Name, detail)
+					return nil
+				}
+			})
+			ackedMsgs[sid] = append(ackedMsgs[sid], msg)
 		}
 	}
 	write(1, nodes, 12)
 
 	// Killed, written without it, restarted on its data dir: it catches up.
-	_ = nodes[2].cmd.Process.Signal(syscall.SIGKILL)
-	<-nodes[2].exited
+	kill(t, nodes[2])
 	write(2, nodes[:2], 12)
-	nodes[2] = restart(t, nodes[2], dataDir(nodes[2]))
+	nodes[2] = restart(t, nodes[2], "")
 	checkAll(t, nodes[2], ackedMsgs)
 
 	// Killed again and restarted with its disk lost: it rebuilds its copy
 	// from the others, as the same voter.
-	_ = nodes[2].cmd.Process.Signal(syscall.SIGKILL)
-	<-nodes[2].exited
+	kill(t, nodes[2])
 	write(3, nodes[:2], 12)
 	nodes[2] = restart(t, nodes[2], filepath.Join(t.TempDir(), "empty"))
 	checkAll(t, nodes[2], ackedMsgs)
@@ -426,8 +447,7 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 	// Two of three lost: the survivor refuses writes it cannot make
 	// durable (503), within its deadline, instead of acknowledging them.
 	for _, p := range nodes[1:] {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
+		kill(t, p)
 	}
 	start := time.Now()
 	refusals := 0
@@ -443,6 +463,26 @@ func TestReplicatedNodeRejoinsRebuildsAndTwoLostRefuseWrites(t *testing.T) {
 		}
 	}
 	t.Logf("2 of 3 down: %d writes refused in %s", refusals, time.Since(start).Round(time.Millisecond))
+
+	// And it says so on /readyz, so that a load balancer stops sending it
+	// requests it can only refuse; /healthz still says it is alive.
+	testkit.Eventually(t, 20*time.Second, func() error {
+		resp, err := http.Get(nodes[0].URL("/readyz"))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no raft leader known") {
+			return fmt.Errorf("/readyz without a quorum: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if resp, err := http.Get(nodes[0].URL("/healthz")); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz without a quorum: %v %v", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
 }
 
 // TestDeadVoterIsRemovedOnceAReplacementVotes: with four voters, one
@@ -456,13 +496,12 @@ func TestDeadVoterIsRemovedOnceAReplacementVotes(t *testing.T) {
 	if res, detail := chatOnce(nodes[0], sid, "before", false, ""); res != acked {
 		t.Fatalf("chat: %s", detail)
 	}
-	_ = nodes[3].cmd.Process.Signal(syscall.SIGKILL)
-	<-nodes[3].exited
+	kill(t, nodes[3])
 	waitVoters(t, nodes[:3], []string{"node1", "node2", "node3"})
 	if res, detail := chatOnce(nodes[1], sid, "after the removal", false, ""); res != acked {
 		t.Fatalf("chat after the removal: %s", detail)
 	}
-	nodes[3] = restart(t, nodes[3], dataDir(nodes[3]))
+	nodes[3] = restart(t, nodes[3], "")
 	waitVoters(t, nodes, []string{"node1", "node2", "node3", "node4"})
 	checkAll(t, nodes[3], map[string][]string{sid: {"before", "after the removal"}})
 }

@@ -3,57 +3,28 @@
 package tests
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/parley-chat/parley/actors/testkit"
 )
-
-type readyz struct {
-	Status  string `json:"status"`
-	Members []struct {
-		Name string `json:"name"`
-	} `json:"members"`
-}
-
-// memberNames asks node's /readyz who is in the cluster; an error unless
-// the node answers 200.
-func memberNames(p *process) ([]string, error) {
-	resp, err := http.Get(p.url("/readyz"))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body readyz
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("%s /readyz: %w", p.name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s /readyz: %d", p.name, resp.StatusCode)
-	}
-	var names []string
-	for _, m := range body.Members {
-		names = append(names, m.Name)
-	}
-	slices.Sort(names)
-	return names, nil
-}
 
 func waitMembers(t *testing.T, nodes []*process, want []string) {
 	t.Helper()
 	for _, p := range nodes {
 		testkit.Eventually(t, 20*time.Second, func() error {
-			got, err := memberNames(p)
+			r, err := p.Readyz(context.Background())
 			if err != nil {
 				return err
 			}
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("%s sees %v, want %v", p.name, got, want)
+			if !slices.Equal(r.Members, want) {
+				return fmt.Errorf("%s sees %v, want %v", p.Name, r.Members, want)
 			}
 			return nil
 		})
@@ -61,28 +32,57 @@ func waitMembers(t *testing.T, nodes []*process, want []string) {
 }
 
 func TestThreeProcessesSurviveSIGKILLOfOne(t *testing.T) {
-	bin := buildParley(t)
-	nodes := startCluster(t, bin, 3)
+	nodes := replicatedCluster(t)
 	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
+	sessions := make([]string, 12) // spread over every node's grains
+	for i := range sessions {
+		sessions[i] = uuid.NewString()
+		if res, detail := chatOnce(nodes[i%3], sessions[i], "before", false, "before-"+sessions[i]); res != acked {
+			t.Fatalf("chat before the kill: %s", detail)
+		}
+	}
 
 	killed := time.Now()
-	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	kill(t, nodes[2])
 	waitMembers(t, nodes[:2], []string{"node1", "node2"})
 	t.Logf("survivors agreed on membership %s after SIGKILL", time.Since(killed).Round(10*time.Millisecond))
+
+	// Both survivors serve every session again, those whose grains were
+	// on the killed node included: a chat is acknowledged (the same
+	// Idempotency-Key while refused) and the history holds both messages.
+	for i, sid := range sessions {
+		via := nodes[i%2]
+		testkit.Eventually(t, 20*time.Second, func() error {
+			if res, detail := chatOnce(via, sid, "after", false, "after-"+sid); res != acked {
+				return fmt.Errorf("chat via %s after the kill: %v %s", via.Name, res, detail)
+			}
+			return nil
+		})
+		got, err := fullHistory(via, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, m := range got {
+			if m.Role == "user" {
+				users = append(users, m.Content)
+			}
+		}
+		if !slices.Equal(users, []string{"before", "after"}) {
+			t.Fatalf("session %s via %s holds user messages %v, want [before after]", sid, via.Name, users)
+		}
+	}
 }
 
 func TestSIGTERMLeavesGracefullyAndExitsZero(t *testing.T) {
-	bin := buildParley(t)
-	nodes := startCluster(t, bin, 2)
+	nodes := startCluster(t, 2, nil)
 	waitMembers(t, nodes, []string{"node1", "node2"})
 
-	if err := nodes[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := nodes[1].Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := nodes[1].wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("node2 exited %d after SIGTERM, want 0; log:\n%s", code, nodes[1].log.String())
+	if code := waitExit(t, nodes[1], 30*time.Second); code != 0 {
+		t.Fatalf("node2 exited %d after SIGTERM, want 0; log:\n%s", code, nodes[1].Log())
 	}
 	waitMembers(t, nodes[:1], []string{"node1"})
 }

@@ -14,19 +14,20 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // limitTenants gives each test its own tenant, key "<id>-key".
 const limitTenants = `{"tenants": [
  {"id": "exact",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 10, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
- {"id": "burst",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 100, "burst": 2, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
+ {"id": "burst",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 100, "burst": 5, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
  {"id": "users",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 4, "burst": 100, "user": {"perMinute": 2}, "ip": {"perMinute": 1000}}},
  {"id": "ips",     "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 1000, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 2}}},
  {"id": "other",   "apiKeys": [{"id": "k", "hash": "%s"}], "rateLimit": {"perMinute": 10, "burst": 100, "user": {"perMinute": 1000}, "ip": {"perMinute": 1000}}},
@@ -52,7 +53,7 @@ func limitRegistry(t *testing.T) *tenants.Registry {
 // one fake clock.
 type limitNet struct {
 	t      *testing.T
-	stores []*persistence.BadgerStore
+	stores []*badgerstore.Store
 	clock  *testkit.FakeClock
 	c      *testkit.Cluster
 	edges  []string
@@ -60,14 +61,14 @@ type limitNet struct {
 
 type netOptions struct {
 	trusted   []netip.Prefix
-	requester func(*cluster.Node) ratelimit.Requester
+	requester func(*cluster.Node) grains.Requester
 	dirs      []string // on-disk stores when set
 }
 
 func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 	t.Helper()
 	clk := testkit.NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		dir := ""
 		if opts.dirs != nil {
@@ -89,7 +90,7 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 	ln := &limitNet{t: t, clock: clk, c: c, stores: stores}
 	reg := limitRegistry(t)
 	for _, node := range c.Nodes() {
-		var req ratelimit.Requester = node
+		var req grains.Requester = node
 		if opts.requester != nil {
 			req = opts.requester(node)
 		}
@@ -97,8 +98,8 @@ func newLimitNet(t *testing.T, n int, opts netOptions) *limitNet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Grains: node, System: node.System(),
-			RateLimiter: edge.NewRateLimiter(limiter, opts.trusted), Logger: testkit.NewLogger(t)})
+		h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Sessions: session.NewClient(node, node.System()),
+			RateLimiter: edge.NewRateLimiter(limiter), TrustedProxies: opts.trusted, Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,17 +166,47 @@ func TestRateLimitsOverHTTP(t *testing.T) {
 
 	t.Run("burst is limited within a second, sustained within a minute", func(t *testing.T) {
 		ln.clock.Set(noon.Add(2 * time.Minute))
-		for i := 1; i <= 2; i++ {
+		for i := 1; i <= 5; i++ {
 			if got := ln.hit(0, "burst").StatusCode; got != 200 {
 				t.Fatalf("burst request %d: %d", i, got)
 			}
 		}
 		if resp := ln.hit(0, "burst"); resp.StatusCode != 429 || resp.Header.Get("X-RateLimit-Limit") != "100" {
-			t.Fatalf("3rd in one second: %s", headers(resp))
+			t.Fatalf("6th in one second: %s", headers(resp))
 		}
 		ln.clock.Advance(2 * time.Second)
 		if got := ln.hit(0, "burst").StatusCode; got != 200 {
 			t.Fatalf("two seconds later: %d", got)
+		}
+		// Sustained: sending as fast as the burst limit lets (a refused
+		// client tries again 100 ms later on the fake clock; Retry-After,
+		// in whole seconds, stays within the burst window) reaches the
+		// minute's 100 within the minute, and the 101st is refused by the
+		// minute limit.
+		start, allowed := ln.clock.Now(), 6
+		for allowed < 100 {
+			if ln.clock.Now().Sub(start) >= time.Minute {
+				t.Fatalf("only %d allowed in a minute, want the sustained limit 100", allowed)
+			}
+			resp := ln.hit(0, "burst")
+			switch resp.StatusCode {
+			case 200:
+				allowed++
+			case 429:
+				wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+				if err != nil || wait < 1 || wait > 2 {
+					t.Fatalf("refused by the burst limit after %d: %s, want Retry-After of a second or two", allowed, headers(resp))
+				}
+				ln.clock.Advance(100 * time.Millisecond)
+			default:
+				t.Fatalf("request %d: %d", allowed+1, resp.StatusCode)
+			}
+		}
+		ln.clock.Advance(2 * time.Second) // clear of the burst window
+		resp := ln.hit(0, "burst")
+		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != 429 || resp.Header.Get("X-RateLimit-Limit") != "100" || resp.Header.Get("X-RateLimit-Remaining") != "0" || wait <= 2 {
+			t.Fatalf("101st within the minute: %s, want 429 by the minute limit", headers(resp))
 		}
 	})
 
@@ -305,7 +336,7 @@ func (d downLimiters) Request(ctx context.Context, identity, kind string, msg an
 }
 
 func TestUnavailableLimiterFollowsTheTenantsPolicy(t *testing.T) {
-	ln := newLimitNet(t, 1, netOptions{requester: func(n *cluster.Node) ratelimit.Requester { return downLimiters{n} }})
+	ln := newLimitNet(t, 1, netOptions{requester: func(n *cluster.Node) grains.Requester { return downLimiters{n} }})
 	if resp := ln.hit(0, "open"); resp.StatusCode != 200 || resp.Header.Get("X-RateLimit-Limit") != "" {
 		t.Fatalf("open policy: %s", headers(resp))
 	}

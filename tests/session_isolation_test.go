@@ -2,27 +2,35 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // sessionCluster starts n in-process nodes hosting ChatSession grains,
 // each with its own Badger store on disk. The stores close after the
 // nodes have stopped.
-func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*persistence.BadgerStore, []string) {
+func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*badgerstore.Store, []string) {
 	t.Helper()
 	dirs := make([]string, n)
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
 		stores[i] = testkit.OpenStore(t, dirs[i])
@@ -39,20 +47,30 @@ func sessionCluster(t *testing.T, n int) (*testkit.Cluster, []*persistence.Badge
 
 func call(t *testing.T, n *cluster.Node, tenant, sessionID string, msg any) any {
 	t.Helper()
-	identity, err := session.Identity(tenant, sessionID)
+	res, err := tryCall(n, tenant, sessionID, msg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return res
+}
+
+// tryCall is call for a goroutine other than the test's: it returns what
+// went wrong instead of failing the test.
+func tryCall(n *cluster.Node, tenant, sessionID string, msg any) (any, error) {
+	identity, err := session.Identity(tenant, sessionID)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := n.Request(ctx, identity, session.Kind, msg)
 	if err != nil {
-		t.Fatalf("%s %T: %v", identity, msg, err)
+		return nil, fmt.Errorf("%s %T: %w", identity, msg, err)
 	}
-	if f, ok := res.(*session.Failure); ok {
-		t.Fatalf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
+	if f, ok := res.(*grains.Failure); ok {
+		return nil, fmt.Errorf("%s %T: %s: %s", identity, msg, f.Code, f.Message)
 	}
-	return res
+	return res, nil
 }
 
 func appendMsg(t *testing.T, n *cluster.Node, tenant, sessionID, content string) *session.Message {
@@ -123,7 +141,7 @@ func TestTenantsSharingASessionIDNeverSeeEachOther(t *testing.T) {
 // the session it holds.
 func checkDiskIsolation(t *testing.T, dir string, tenants []string, sessionID string) map[string]int {
 	t.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir})
+	store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,16 +178,24 @@ func TestConcurrentAppendsFromEveryNodeGetOneGaplessSequence(t *testing.T) {
 	sessionID := uuid.NewString()
 	const perNode = 30
 	var wg sync.WaitGroup
+	errs := make(chan error, 3*perNode)
 	for _, n := range c.Nodes() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range perNode {
-				appendMsg(t, n, "acme", sessionID, fmt.Sprintf("%s-%d", n.Name(), i))
+				if _, err := tryCall(n, "acme", sessionID, &session.Append{Role: "user", Content: fmt.Sprintf("%s-%d", n.Name(), i)}); err != nil {
+					errs <- err
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("append: %v", err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 
 	msgs := history(t, c.Node(0), "acme", sessionID)
 	if len(msgs) != 3*perNode {
@@ -191,24 +217,20 @@ func TestRestartedNodeServesTheSameHistory(t *testing.T) {
 	dir := t.TempDir()
 	sessionID := uuid.NewString()
 	run := func(write bool) []*session.Message {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir})
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		cfg := testkit.TestConfig(0)
-		cfg.Logger = testkit.NewLogger(t)
-		kind, err := session.NewKind(session.Config{Store: store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Kinds = append(cfg.Kinds, kind)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = node.Leave(context.Background()) }()
-		testkit.Eventually(t, 10*time.Second, node.Ready)
+		c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+			kind, err := session.NewKind(session.Config{Store: store, Logger: cfg.Logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Kinds = append(cfg.Kinds, kind)
+		}))
+		defer c.StopNode(0)
+		node := c.Node(0)
 		if write {
 			for i := range 3 {
 				appendMsg(t, node, "acme", sessionID, fmt.Sprintf("acme %d", i))
@@ -228,7 +250,80 @@ func TestRestartedNodeServesTheSameHistory(t *testing.T) {
 	}
 }
 
+// TestHostileSessionIdentitiesAreRefusedBeforeAnyGrain sends hostile
+// session ids through the HTTP edge (in the body of POST /chat, in the
+// path of history, delete and stop) and checks that each is a 4xx and
+// that no grain of any kind was activated, then that a good id does
+// activate one (so the count can see it). The identity constructor itself
+// refuses hostile tenants too.
 func TestHostileSessionIdentitiesAreRefusedBeforeAnyGrain(t *testing.T) {
+	var activations atomic.Int64
+	store := testkit.OpenStore(t, "")
+	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+		kind, err := session.NewKind(session.Config{Store: store, Logger: cfg.Logger, OnActivate: func() { activations.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Kinds = append(cfg.Kinds, kind)
+	}))
+	node := c.Node(0)
+	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: limitRegistry(t),
+		Sessions: session.NewClient(node, node.System()), Logger: testkit.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	send := func(method, path, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer other-key")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	for _, hostile := range []string{
+		"../../etc/passwd",
+		"acme:" + uuid.NewString(),
+		// (An upper-case UUID is not hostile over HTTP: the edge reads
+		// ids case-insensitively, as the same session.)
+		uuid.NewString() + "\x00",
+		uuid.NewString() + ":ratelimit:ip:1.2.3.4",
+		"",
+		strings.Repeat("a", 4096),
+	} {
+		body, _ := json.Marshal(map[string]any{"sessionId": hostile, "message": "hi", "stream": false})
+		if got := send("POST", "/chat", string(body)); got < 400 || got > 499 {
+			t.Errorf("POST /chat with sessionId %q: %d, want 4xx", hostile, got)
+		}
+		escaped := url.PathEscape(hostile)
+		for _, r := range []struct{ method, path string }{
+			{"GET", "/chat/" + escaped + "/history"},
+			{"DELETE", "/chat/" + escaped},
+		} {
+			if got := send(r.method, r.path, ""); got < 400 || got > 499 {
+				t.Errorf("%s %s: %d, want 4xx", r.method, r.path, got)
+			}
+		}
+	}
+	if n := activations.Load(); n != 0 {
+		t.Fatalf("%d grains activated by hostile ids", n)
+	}
+	if got := send("GET", "/chat/"+uuid.NewString()+"/history", ""); got != 200 {
+		t.Fatalf("a good id: %d", got)
+	}
+	if n := activations.Load(); n != 1 {
+		t.Fatalf("a good id activated %d grains, want 1", n)
+	}
+
 	for _, tc := range []struct{ tenant, session string }{
 		{"acme", "../../etc/passwd"},
 		{"acme:globex", uuid.NewString()},

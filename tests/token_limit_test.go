@@ -60,8 +60,8 @@ func newTokenNet(t *testing.T) *tokenNet {
 		t.Fatal(err)
 	}
 	limiter.Store(l)
-	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Grains: node, System: node.System(),
-		RateLimiter: edge.NewRateLimiter(l, nil), Logger: testkit.NewLogger(t)})
+	h, err := edge.New(edge.Config{NodeName: node.Name(), Health: alwaysReady{}, Tenants: reg, Sessions: session.NewClient(node, node.System()),
+		RateLimiter: edge.NewRateLimiter(l), Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@
 
 // Messages of the Cache grain (identity "tenantId:cache:key"). The key is
 // the grain's identity, so no message carries it.
+// Every "Failure" below is parley.grains.Failure (actors/grains), the
+// answer all grain kinds share.
 
 package cache
 
@@ -331,61 +333,6 @@ func (*Deleted) Descriptor() ([]byte, []int) {
 	return file_actors_cache_cache_proto_rawDescGZIP(), []int{6}
 }
 
-// Failure is the answer to any request the grain could not carry out.
-type Failure struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// code is one of: "invalid_argument" (the request or identity is
-	// malformed; nothing changed), "unavailable" (storage failed; retry).
-	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Failure) Reset() {
-	*x = Failure{}
-	mi := &file_actors_cache_cache_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Failure) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Failure) ProtoMessage() {}
-
-func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_cache_cache_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Failure.ProtoReflect.Descriptor instead.
-func (*Failure) Descriptor() ([]byte, []int) {
-	return file_actors_cache_cache_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *Failure) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
-func (x *Failure) GetMessage() string {
-	if x != nil {
-		return x.Message
-	}
-	return ""
-}
-
 var File_actors_cache_cache_proto protoreflect.FileDescriptor
 
 const file_actors_cache_cache_proto_rawDesc = "" +
@@ -402,10 +349,7 @@ const file_actors_cache_cache_proto_rawDesc = "" +
 	"\x06Stored\x12/\n" +
 	"\x14expires_at_unix_nano\x18\x01 \x01(\x03R\x11expiresAtUnixNano\"\b\n" +
 	"\x06Delete\"\t\n" +
-	"\aDeleted\"7\n" +
-	"\aFailure\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB,Z*github.com/parley-chat/parley/actors/cacheb\x06proto3"
+	"\aDeletedB,Z*github.com/parley-chat/parley/actors/cacheb\x06proto3"
 
 var (
 	file_actors_cache_cache_proto_rawDescOnce sync.Once
@@ -419,7 +363,7 @@ func file_actors_cache_cache_proto_rawDescGZIP() []byte {
 	return file_actors_cache_cache_proto_rawDescData
 }
 
-var file_actors_cache_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_actors_cache_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_actors_cache_cache_proto_goTypes = []any{
 	(*Get)(nil),     // 0: parley.cache.Get
 	(*Value)(nil),   // 1: parley.cache.Value
@@ -428,7 +372,6 @@ var file_actors_cache_cache_proto_goTypes = []any{
 	(*Stored)(nil),  // 4: parley.cache.Stored
 	(*Delete)(nil),  // 5: parley.cache.Delete
 	(*Deleted)(nil), // 6: parley.cache.Deleted
-	(*Failure)(nil), // 7: parley.cache.Failure
 }
 var file_actors_cache_cache_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -449,7 +392,7 @@ func file_actors_cache_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_cache_cache_proto_rawDesc), len(file_actors_cache_cache_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

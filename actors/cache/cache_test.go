@@ -12,8 +12,10 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // env is one grain-level test's world: an actor system, an in-memory
@@ -21,7 +23,7 @@ import (
 type env struct {
 	t      *testing.T
 	system *actor.ActorSystem
-	badger *persistence.BadgerStore
+	badger *badgerstore.Store
 	store  *recordingStore
 	clock  *testkit.FakeClock
 	probe  *testkit.Probe
@@ -206,7 +208,7 @@ func TestSizeAndTTLLimits(t *testing.T) {
 			value := bytes.Repeat([]byte{'x'}, tc.size)
 			e.probe.Request(pid, &cache.Put{Value: value, TtlNanos: int64(tc.ttl)})
 			res := e.probe.Expect(5 * time.Second).Message
-			if f, refused := res.(*cache.Failure); refused == tc.valid || (refused && f.Code != cache.CodeInvalidArgument) {
+			if f, refused := res.(*grains.Failure); refused == tc.valid || (refused && f.Code != grains.CodeInvalidArgument) {
 				t.Fatalf("put of %d bytes for %s answered %T %v", tc.size, tc.ttl, res, res)
 			}
 			if !tc.valid {
@@ -221,8 +223,8 @@ func TestSizeAndTTLLimits(t *testing.T) {
 	// A refused Put changes nothing and never reaches the store.
 	e.put(pid, "kept", 0)
 	puts := e.store.puts.Load()
-	ask[*cache.Failure](e, pid, &cache.Put{Value: []byte("x"), TtlNanos: int64(-time.Second)})
-	ask[*cache.Failure](e, pid, &cache.Put{Value: make([]byte, cache.MaxValueBytes+1)})
+	ask[*grains.Failure](e, pid, &cache.Put{Value: []byte("x"), TtlNanos: int64(-time.Second)})
+	ask[*grains.Failure](e, pid, &cache.Put{Value: make([]byte, cache.MaxValueBytes+1)})
 	if v, _ := e.get(pid); v != "kept" {
 		t.Fatalf("after refused puts the entry is %q", v)
 	}
@@ -273,7 +275,7 @@ func TestAfterAFailedWriteTheGrainAnswersWhatTheStoreHolds(t *testing.T) {
 	// entry.
 	e.store.failWrites.Store(true)
 	for _, msg := range []any{&cache.Put{Value: []byte("new")}, &cache.Delete{}} {
-		if f := ask[*cache.Failure](e, pid, msg); f.Code != cache.CodeUnavailable {
+		if f := ask[*grains.Failure](e, pid, msg); f.Code != grains.CodeUnavailable {
 			t.Fatalf("%T on a failing store: %+v", msg, f)
 		}
 		if v, _ := e.get(pid); v != "old" {
@@ -286,13 +288,13 @@ func TestAfterAFailedWriteTheGrainAnswersWhatTheStoreHolds(t *testing.T) {
 	// commit): the grain answers unavailable, then serves what is on disk
 	// rather than what it had in memory.
 	e.store.failAfterWrite.Store(true)
-	if f := ask[*cache.Failure](e, pid, &cache.Put{Value: []byte("landed")}); f.Code != cache.CodeUnavailable {
+	if f := ask[*grains.Failure](e, pid, &cache.Put{Value: []byte("landed")}); f.Code != grains.CodeUnavailable {
 		t.Fatalf("put failing after the write: %+v", f)
 	}
 	if v, _ := e.get(pid); v != "landed" {
 		t.Fatalf("after a put that landed and failed the grain answers %q", v)
 	}
-	if f := ask[*cache.Failure](e, pid, &cache.Delete{}); f.Code != cache.CodeUnavailable {
+	if f := ask[*grains.Failure](e, pid, &cache.Delete{}); f.Code != grains.CodeUnavailable {
 		t.Fatalf("delete failing after the write: %+v", f)
 	}
 	if v, _ := e.get(pid); v != "" {
@@ -345,7 +347,7 @@ func TestMalformedIdentityIsRefusedAndNeverTouchesStorage(t *testing.T) {
 	} {
 		pid := testkit.SpawnGrain(t, e.system, e.props, cache.Kind, identity)
 		for _, msg := range []any{&cache.Get{}, &cache.Put{Value: []byte("x")}, &cache.Delete{}} {
-			if f := ask[*cache.Failure](e, pid, msg); f.Code != cache.CodeInvalidArgument {
+			if f := ask[*grains.Failure](e, pid, msg); f.Code != grains.CodeInvalidArgument {
 				t.Errorf("%q %T: %+v", identity, msg, f)
 			}
 		}
@@ -373,7 +375,7 @@ func TestTenantsSharingAKeyHaveTheirOwnEntries(t *testing.T) {
 }
 
 // countKeys counts every key in the store.
-func countKeys(t *testing.T, store *persistence.BadgerStore) int {
+func countKeys(t *testing.T, store *badgerstore.Store) int {
 	t.Helper()
 	n := 0
 	if err := store.ScanKeys(context.Background(), "", func([]byte) error { n++; return nil }); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/actors/grains"
 )
 
 // Client is how Parley's own code (the HTTP edge) reads and writes a
@@ -13,7 +15,7 @@ import (
 // and reports failures as this package's sentinel errors. It is safe for
 // concurrent use.
 type Client struct {
-	node Requester
+	node grains.Requester
 
 	// Observer, when set, is told about every answered Get. Set it before
 	// the Client is first used.
@@ -22,13 +24,13 @@ type Client struct {
 
 // NewClient returns a Client that reaches the Cache grains through node
 // (a *cluster.Node in production).
-func NewClient(node Requester) *Client {
+func NewClient(node grains.Requester) *Client {
 	return &Client{node: node}
 }
 
 // Get returns the tenant's entry under key and when it expires. A key that
 // was never stored, was deleted or has expired is ok == false with a nil
-// error. Errors are ErrInvalidKey or ErrUnavailable. The value belongs to
+// error. Errors are ErrInvalidKey or grains.ErrUnavailable. The value belongs to
 // the caller.
 func (c *Client) Get(ctx context.Context, tenant, key string) (value []byte, expiresAt time.Time, ok bool, err error) {
 	identity, err := Identity(tenant, key)
@@ -53,7 +55,7 @@ func (c *Client) Get(ctx context.Context, tenant, key string) (value []byte, exp
 // Put stores value under the tenant's key for ttl (0 means DefaultTTL),
 // replacing any entry, and returns when it expires. When Put returns nil
 // the entry is durable and every later Get, from any node, sees it. Errors
-// are ErrInvalidKey, ErrValueTooLarge, ErrInvalidTTL or ErrUnavailable.
+// are ErrInvalidKey, ErrValueTooLarge, ErrInvalidTTL or grains.ErrUnavailable.
 func (c *Client) Put(ctx context.Context, tenant, key string, value []byte, ttl time.Duration) (expiresAt time.Time, err error) {
 	identity, err := Identity(tenant, key)
 	if err != nil {
@@ -76,7 +78,7 @@ func (c *Client) Put(ctx context.Context, tenant, key string, value []byte, ttl 
 }
 
 // Delete removes the tenant's entry under key; deleting a missing key is
-// not an error. Errors are ErrInvalidKey or ErrUnavailable.
+// not an error. Errors are ErrInvalidKey or grains.ErrUnavailable.
 func (c *Client) Delete(ctx context.Context, tenant, key string) error {
 	identity, err := Identity(tenant, key)
 	if err != nil {
@@ -97,14 +99,10 @@ func (c *Client) Delete(ctx context.Context, tenant, key string) error {
 // read.
 func (c *Client) request(ctx context.Context, op, identity string, msg any) (any, error) {
 	res, err := c.node.Request(ctx, identity, Kind, msg)
-	switch {
-	case errors.Is(err, context.Canceled):
-		// The caller gave up; nothing is unavailable.
-		return nil, fmt.Errorf("cache %s: %w", op, err)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	if err != nil {
+		return nil, grains.CallFailed("cache "+op, err)
 	}
-	if f, ok := res.(*Failure); ok {
+	if f, ok := res.(*grains.Failure); ok {
 		return nil, failureError(op, f)
 	}
 	return res, nil
@@ -114,16 +112,16 @@ func (c *Client) request(ctx context.Context, op, identity string, msg any) (any
 // the grain checks, so an invalid_argument means a node running other
 // rules (a rolling upgrade); its message starts with the sentinel's text,
 // since the grain answers with the error the same checks return.
-func failureError(op string, f *Failure) error {
-	if f.Code == CodeInvalidArgument {
+func failureError(op string, f *grains.Failure) error {
+	err := grains.Failed(f)
+	if errors.Is(err, grains.ErrInvalidArgument) {
 		for _, sentinel := range []error{ErrInvalidKey, ErrValueTooLarge, ErrInvalidTTL} {
 			if strings.HasPrefix(f.Message, sentinel.Error()) {
 				return fmt.Errorf("cache %s refused by the grain: %w%s", op, sentinel, strings.TrimPrefix(f.Message, sentinel.Error()))
 			}
 		}
-		return fmt.Errorf("cache %s refused by the grain: %s", op, f.Message)
 	}
-	return fmt.Errorf("%w: %s: %s", ErrUnavailable, op, f.Message)
+	return fmt.Errorf("cache %s: %w", op, err)
 }
 
 // unexpected reports an answer no Cache grain sends: a bug, not a state of

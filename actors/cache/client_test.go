@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/cluster"
 )
 
@@ -27,7 +28,7 @@ type fakeCall struct {
 	msg            any
 }
 
-var _ cache.Requester = (*fakeRequester)(nil)
+var _ grains.Requester = (*fakeRequester)(nil)
 
 func (f *fakeRequester) Request(_ context.Context, identity, kind string, msg any) (any, error) {
 	f.mu.Lock()
@@ -116,15 +117,15 @@ func TestClientMapsFailuresToSentinels(t *testing.T) {
 		want  []error
 		avoid error
 	}{
-		{"node timeout", nil, cluster.ErrTimeout, []error{cache.ErrUnavailable, cluster.ErrTimeout}, nil},
-		{"no owner", nil, cluster.ErrUnavailable, []error{cache.ErrUnavailable, cluster.ErrUnavailable}, nil},
-		{"node leaving", nil, cluster.ErrShuttingDown, []error{cache.ErrUnavailable}, nil},
-		{"caller cancelled", nil, context.Canceled, []error{context.Canceled}, cache.ErrUnavailable},
-		{"storage failed", &cache.Failure{Code: cache.CodeUnavailable, Message: "cache put: storage unavailable"}, nil, []error{cache.ErrUnavailable}, nil},
-		{"grain refuses the value", &cache.Failure{Code: cache.CodeInvalidArgument, Message: cache.ErrValueTooLarge.Error() + ": 9 bytes"}, nil, []error{cache.ErrValueTooLarge}, nil},
-		{"grain refuses the TTL", &cache.Failure{Code: cache.CodeInvalidArgument, Message: cache.ErrInvalidTTL.Error() + ": 1ns"}, nil, []error{cache.ErrInvalidTTL}, nil},
-		{"grain refuses the identity", &cache.Failure{Code: cache.CodeInvalidArgument, Message: cache.ErrInvalidKey.Error() + ": tenant"}, nil, []error{cache.ErrInvalidKey}, nil},
-		{"answer of the wrong type", &cache.Deleted{}, nil, nil, cache.ErrUnavailable},
+		{"node timeout", nil, cluster.ErrTimeout, []error{grains.ErrUnavailable, cluster.ErrTimeout}, nil},
+		{"no owner", nil, cluster.ErrUnavailable, []error{grains.ErrUnavailable, cluster.ErrUnavailable}, nil},
+		{"node leaving", nil, cluster.ErrShuttingDown, []error{grains.ErrUnavailable}, nil},
+		{"caller cancelled", nil, context.Canceled, []error{context.Canceled}, grains.ErrUnavailable},
+		{"storage failed", &grains.Failure{Code: grains.CodeUnavailable, Message: "cache put: storage unavailable"}, nil, []error{grains.ErrUnavailable}, nil},
+		{"grain refuses the value", &grains.Failure{Code: grains.CodeInvalidArgument, Message: cache.ErrValueTooLarge.Error() + ": 9 bytes"}, nil, []error{cache.ErrValueTooLarge}, nil},
+		{"grain refuses the TTL", &grains.Failure{Code: grains.CodeInvalidArgument, Message: cache.ErrInvalidTTL.Error() + ": 1ns"}, nil, []error{cache.ErrInvalidTTL}, nil},
+		{"grain refuses the identity", &grains.Failure{Code: grains.CodeInvalidArgument, Message: cache.ErrInvalidKey.Error() + ": tenant"}, nil, []error{cache.ErrInvalidKey}, nil},
+		{"answer of the wrong type", &cache.Deleted{}, nil, nil, grains.ErrUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cache.NewClient(&fakeRequester{reply: tc.reply, err: tc.err})
@@ -161,7 +162,7 @@ func TestClientGetReportsHitsAndMissesToTheObserver(t *testing.T) {
 		t.Fatalf("miss: %q %v %v", value, ok, err)
 	}
 	node.reply, node.err = nil, cluster.ErrTimeout
-	if _, _, _, err := c.Get(ctx, "acme", "k"); !errors.Is(err, cache.ErrUnavailable) {
+	if _, _, _, err := c.Get(ctx, "acme", "k"); !errors.Is(err, grains.ErrUnavailable) {
 		t.Fatalf("timeout: %v", err)
 	}
 	if _, _, _, err := c.Get(ctx, "acme", "\x00"); !errors.Is(err, cache.ErrInvalidKey) {

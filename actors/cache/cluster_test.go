@@ -11,15 +11,15 @@ import (
 	"github.com/parley-chat/parley/actors/cache"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // cacheCluster starts n in-process nodes hosting Cache grains, each with
 // its own in-memory Badger store, and returns a Client per node. The stores
 // close after the nodes have stopped.
-func cacheCluster(t *testing.T, n int) ([]*cache.Client, []*persistence.BadgerStore) {
+func cacheCluster(t *testing.T, n int) ([]*cache.Client, []*badgerstore.Store) {
 	t.Helper()
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		stores[i] = testkit.OpenStore(t, "")
 	}
@@ -168,25 +168,20 @@ func TestEntrySurvivesARestartWithItsExpiry(t *testing.T) {
 	// run starts a one-node cluster on dir, calls f with a Client, and
 	// stops the node and closes the store before returning.
 	run := func(f func(c *cache.Client)) {
-		store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: dir, Logger: testkit.NewLogger(t)})
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: testkit.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		cfg := testkit.TestConfig(0)
-		cfg.Logger = testkit.NewLogger(t)
-		kind, err := cache.NewKind(cache.Config{Store: store, Clock: clk, Logger: cfg.Logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Kinds = append(cfg.Kinds, kind)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = node.Leave(context.Background()) }()
-		testkit.Eventually(t, 10*time.Second, node.Ready)
-		f(cache.NewClient(node))
+		c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
+			kind, err := cache.NewKind(cache.Config{Store: store, Clock: clk, Logger: cfg.Logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Kinds = append(cfg.Kinds, kind)
+		}))
+		defer c.StopNode(0)
+		f(cache.NewClient(c.Node(0)))
 	}
 
 	var stored time.Time

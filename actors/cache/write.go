@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/grains"
 )
 
 // put stores the entry: first in the store, which returns once the write
@@ -16,7 +18,7 @@ func (g *grain) put(ctx actor.Context, req *Put) {
 	}
 	ttl, err := checkPut(req)
 	if err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	// A local sender still holds req.Value; the entry keeps its own copy.

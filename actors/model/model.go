@@ -66,6 +66,12 @@ type Mock struct {
 
 var _ Model = Mock{}
 
+// DefaultMock is the mock parley serve runs: a token every 20 ms, about
+// the pace of a hosted model, so streams are visible.
+func DefaultMock() Mock {
+	return Mock{TokenDelay: 20 * time.Millisecond}
+}
+
 // Stream implements Model.
 func (m Mock) Stream(ctx context.Context, req Request, emit func(string) error) (Usage, error) {
 	usage := Usage{PromptTokens: CountTokens(req.Prompt) + CountTokens(req.Message), Model: MockName}

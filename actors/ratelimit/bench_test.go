@@ -107,9 +107,9 @@ func BenchmarkGrainDecisions(b *testing.B) {
 			b.Fatal(err)
 		}
 		checks := []ratelimit.ScopeCheck{
-			{Scope: ratelimit.ScopeTenant, ID: "acme", Limits: limits},
-			{Scope: ratelimit.ScopeUser, ID: "web", Limits: limits},
-			{Scope: ratelimit.ScopeIP, ID: "203.0.113.7", Limits: limits},
+			{Scope: ratelimit.ScopeTenant, ID: "acme", PerMinute: limits.PerMinute, Burst: limits.Burst},
+			{Scope: ratelimit.ScopeUser, ID: "web", PerMinute: limits.PerMinute, Burst: limits.Burst},
+			{Scope: ratelimit.ScopeIP, ID: "203.0.113.7", PerMinute: limits.PerMinute, Burst: limits.Burst},
 		}
 		b.SetParallelism(callersPerProc)
 		b.RunParallel(func(pb *testing.PB) {

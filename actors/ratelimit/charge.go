@@ -20,11 +20,11 @@ func (l *Limiter) Charge(ctx context.Context, tenant string, c ScopeCheck) error
 	if err != nil {
 		return err
 	}
-	if err := checkLimits(c.Limits); err != nil {
+	if err := checkLimits(c.limits()); err != nil {
 		return fmt.Errorf("%s scope: %w", c.Scope, err)
 	}
 	a := l.fanOut(ctx, []string{id}, func(int) any {
-		return &Check{Cost: int32(min(int64(c.Cost), math.MaxInt32)), Limits: c.Limits, Charge: true}
+		return &Check{Cost: int32(min(int64(c.Cost), math.MaxInt32)), Limits: c.limits(), Charge: true}
 	})[0]
 	switch {
 	case a.invalid != nil:

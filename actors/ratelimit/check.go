@@ -1,6 +1,10 @@
 package ratelimit
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/grains"
+)
 
 // check answers a Check with a Decision: no storage I/O, a handful of
 // integer operations; the counters reach storage later (flushBehind).
@@ -12,7 +16,7 @@ func (g *grain) check(ctx actor.Context, req *Check) {
 	}
 	cost, err := checkRequest(req.Cost, req.Limits, req.Charge)
 	if err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	d := g.counters.check(now.UnixMicro(), cost, req.Limits, req.Charge)
@@ -31,7 +35,7 @@ func (g *grain) refund(ctx actor.Context, req *Refund) {
 	}
 	cost, err := checkCost(req.Cost)
 	if err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	g.counters.refund(now.UnixMicro(), cost)

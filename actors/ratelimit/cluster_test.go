@@ -8,14 +8,14 @@ import (
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // newRateLimitCluster starts n nodes, each hosting the RateLimiter kind on
 // its own in-memory store, all on clk.
 func newRateLimitCluster(t testing.TB, n int, clk *testkit.FakeClock) *testkit.Cluster {
 	t.Helper()
-	stores := make([]*persistence.BadgerStore, n)
+	stores := make([]*badgerstore.Store, n)
 	for i := range stores {
 		// Registered before the cluster's own cleanup, so it runs after
 		// the nodes have left (and their limiters written their counters).
@@ -45,7 +45,7 @@ func TestRequestsThroughEveryNodeShareOneWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", Limits: &ratelimit.Limits{PerMinute: 10}}
+	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", PerMinute: 10}
 	for i := range 12 {
 		res, err := limiters[i%3].Check(context.Background(), "acme", []ratelimit.ScopeCheck{user}, ratelimit.PolicyClosed)
 		if err != nil {

@@ -31,34 +31,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults; Store must still be set.
+// DefaultConfig returns the defaults; Store must still be set. A zero
+// field of a Config takes its value from here.
 func DefaultConfig() Config {
 	return Config{
 		Clock:         clock.Real,
 		IdleTimeout:   2 * time.Minute,
 		FlushInterval: time.Second,
 		StoreTimeout:  time.Second,
+		Logger:        slog.New(slog.DiscardHandler),
 	}
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = d.FlushInterval
-	}
-	if c.StoreTimeout == 0 {
-		c.StoreTimeout = d.StoreTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
 }
 
 // Validate names the first invalid field.

@@ -9,7 +9,8 @@
 // A Limiter asks every applicable scope (tenant, user, ip) at once, allows
 // a request only when all allow, refunds the scopes that allowed a request
 // another refused, and applies the tenant's policy when a limiter cannot be
-// reached in time. ClientIP and IPKey derive the ip scope's key.
+// reached in time. IPKey derives the ip scope's key from the client address
+// the HTTP edge finds (edge.RealIP).
 //
 // docs/rate-limiting.md describes the algorithm, its accuracy bound, the
 // headers, the failure policy and what a crash can forget.

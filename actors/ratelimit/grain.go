@@ -8,27 +8,22 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/passivation"
 )
 
 // NewKind returns the RateLimiter grain kind to register on every node.
 func NewKind(cfg Config) (*cluster.Kind, error) {
-	props, err := Props(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return cluster.NewKind(Kind, props), nil
+	return grains.NewKind(Kind, cfg, DefaultConfig(), activate)
 }
 
-// Props returns the grain's props, for NewKind and for tests that spawn a
-// limiter outside a cluster (testkit.SpawnGrain).
+// Props returns the grain's props, for tests that spawn one outside a
+// cluster (testkit.SpawnGrain).
 func Props(cfg Config) (*actor.Props, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return actor.PropsFromProducer(func() actor.Actor { return &grain{cfg: cfg} }), nil
+	return grains.Props(cfg, DefaultConfig(), activate)
 }
+
+func activate(cfg Config) actor.Actor { return &grain{cfg: cfg} }
 
 // grain is one key's activation: its counters, and whether they changed
 // since they were last written.
@@ -107,13 +102,13 @@ func (g *grain) stopping() {
 // answered with a Failure.
 func (g *grain) ready(ctx actor.Context) bool {
 	if g.keyErr != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: g.keyErr.Error()})
 		return false
 	}
 	if !g.loaded {
 		if err := g.load(); err != nil {
 			g.cfg.Logger.Error("loading rate limiter", "tenant", g.key.Tenant, "scope", g.key.Scope, "err", err)
-			ctx.Respond(&Failure{Code: CodeUnavailable, Message: "load counters: storage unavailable"})
+			ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: "load counters: storage unavailable"})
 			return false
 		}
 	}

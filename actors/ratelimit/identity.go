@@ -20,7 +20,7 @@ const (
 	ScopeTenant Scope = "tenant"
 	// ScopeUser counts one user's requests (X-User-Id, else the API key's id).
 	ScopeUser Scope = "user"
-	// ScopeIP counts one client address (IPKey of ClientIP).
+	// ScopeIP counts one client address (IPKey of edge.ClientIP).
 	ScopeIP Scope = "ip"
 	// ScopeTokens counts a tenant's model tokens (rateLimit.tokensPerMinute);
 	// the id is the tenant's. A chat checks it for one token, and the

@@ -8,21 +8,9 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/clock"
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/cluster"
 )
-
-// Requester sends msg to the grain kind/identity and waits for its answer
-// until ctx's deadline. *cluster.Node is the production one. A Limiter
-// calls it from several goroutines at once; it must be safe for that and
-// must return once ctx is done.
-type Requester interface {
-	// Request returns the grain's answer (a *Decision, *Refunded or
-	// *Failure), or an error when it could not be had before ctx's
-	// deadline.
-	Request(ctx context.Context, identity, kind string, msg any) (any, error)
-}
-
-var _ Requester = (*cluster.Node)(nil)
 
 // UnavailablePolicy says what a Limiter does about a scope whose limiter
 // cannot be reached in time (the tenants file's onLimiterUnavailable).
@@ -49,11 +37,17 @@ type ScopeCheck struct {
 	// Scope and ID name the limiter (see Identity).
 	Scope Scope
 	ID    string
-	// Limits are this scope's limits for the request's tenant. Required.
-	Limits *Limits
+	// PerMinute and Burst are this scope's limits for the request's
+	// tenant, as in Limits: PerMinute 1..MaxLimit is required, Burst 0
+	// means none.
+	PerMinute int64
+	Burst     int64
 	// Cost is the number of units the request spends; 0 means 1.
 	Cost int32
 }
+
+// limits is the check's limits as the grain takes them.
+func (c ScopeCheck) limits() *Limits { return &Limits{PerMinute: c.PerMinute, Burst: c.Burst} }
 
 // Result is a Limiter's answer for one request.
 type Result struct {
@@ -112,13 +106,13 @@ func (c LimiterConfig) Validate() error {
 // Limiter checks a request against every applicable scope. It is safe for
 // concurrent use.
 type Limiter struct {
-	r   Requester
+	r   grains.Requester
 	cfg LimiterConfig
 }
 
 // NewLimiter returns a Limiter asking its grains through r (a
 // *cluster.Node in production).
-func NewLimiter(r Requester, cfg LimiterConfig) (*Limiter, error) {
+func NewLimiter(r grains.Requester, cfg LimiterConfig) (*Limiter, error) {
 	if r == nil {
 		return nil, errors.New("ratelimit: NewLimiter: Requester is nil")
 	}
@@ -172,7 +166,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := checkRequest(c.Cost, c.Limits, false); err != nil {
+		if _, err := checkRequest(c.Cost, c.limits(), false); err != nil {
 			return Result{}, fmt.Errorf("%s scope: %w", c.Scope, err)
 		}
 		identities[i] = id
@@ -181,7 +175,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		return Result{}, err
 	}
 	answers := l.fanOut(ctx, identities, func(i int) any {
-		return &Check{Cost: checks[i].Cost, Limits: checks[i].Limits}
+		return &Check{Cost: checks[i].Cost, Limits: checks[i].limits()}
 	})
 	if err := ctx.Err(); errors.Is(err, context.Canceled) {
 		l.refundAllowed(ctx, checks, identities, answers)
@@ -206,7 +200,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 			if policy != PolicyClosed {
 				continue
 			}
-			d = l.closedRefusal(checks[i].Limits)
+			d = l.closedRefusal(checks[i].limits())
 		} else {
 			l.cfg.Observer.Decision(scope, d.Allowed)
 		}
@@ -327,11 +321,12 @@ func (l *Limiter) ask(ctx context.Context, identity string, msg any) answer {
 		if _, ok := msg.(*Refund); ok {
 			return answer{}
 		}
-	case *Failure:
-		if res.Code == CodeInvalidArgument {
+	case *grains.Failure:
+		err := grains.Failed(res)
+		if errors.Is(err, grains.ErrInvalidArgument) {
 			return answer{invalid: fmt.Errorf("%w: %s", ErrBadRequest, res.Message)}
 		}
-		return answer{err: fmt.Errorf("rate limiter %s: %s", res.Code, res.Message)}
+		return answer{err: fmt.Errorf("rate limiter %s: %w", res.Code, err)}
 	}
 	return answer{err: fmt.Errorf("rate limiter answered %T to %T", res, msg)}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
@@ -34,11 +35,11 @@ type breakage int
 const (
 	working   breakage = iota
 	timingOut          // fails as cluster.Node.Request does when its deadline passes
-	storeDown          // the grain answers Failure{unavailable}
+	storeDown          // the grain answers grains.Failure{unavailable}
 	hanging            // never returns until the test ends, whatever ctx says
 )
 
-var _ ratelimit.Requester = (*fakeRequester)(nil)
+var _ grains.Requester = (*fakeRequester)(nil)
 
 func newFakeRequester(e *env) *fakeRequester {
 	r := &fakeRequester{e: e, pids: map[string]*actor.PID{}, broken: map[ratelimit.Scope]breakage{}, hung: make(chan struct{})}
@@ -70,7 +71,7 @@ func (r *fakeRequester) Request(ctx context.Context, identity, kind string, msg 
 	case timingOut:
 		return nil, fmt.Errorf("%w: %s/%s", cluster.ErrTimeout, kind, identity)
 	case storeDown:
-		return &ratelimit.Failure{Code: ratelimit.CodeUnavailable, Message: "load counters: storage unavailable"}, nil
+		return &grains.Failure{Code: grains.CodeUnavailable, Message: "load counters: storage unavailable"}, nil
 	case hanging:
 		<-r.hung
 		return nil, errors.New("test over")
@@ -152,9 +153,9 @@ func wantResult(t *testing.T, what string, got, want ratelimit.Result) {
 }
 
 var (
-	tenantAcme = ratelimit.ScopeCheck{Scope: ratelimit.ScopeTenant, ID: "acme", Limits: &ratelimit.Limits{PerMinute: 100}}
-	userAlice  = ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", Limits: &ratelimit.Limits{PerMinute: 5}}
-	ipClient   = ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "203.0.113.7", Limits: &ratelimit.Limits{PerMinute: 100, Burst: 5}}
+	tenantAcme = ratelimit.ScopeCheck{Scope: ratelimit.ScopeTenant, ID: "acme", PerMinute: 100}
+	userAlice  = ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", PerMinute: 5}
+	ipClient   = ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "203.0.113.7", PerMinute: 100, Burst: 5}
 )
 
 func TestLimiterAllowsOnlyWhenEveryScopeAllowsAndShowsTheMostRestrictive(t *testing.T) {
@@ -183,8 +184,8 @@ func TestLimiterAllowsOnlyWhenEveryScopeAllowsAndShowsTheMostRestrictive(t *test
 
 func TestLimiterShowsTheSmallerLimitWhenRemainingTies(t *testing.T) {
 	e := newLimiterEnv(t, 5*time.Second)
-	tenant := ratelimit.ScopeCheck{Scope: ratelimit.ScopeTenant, ID: "acme", Limits: &ratelimit.Limits{PerMinute: 20}}
-	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", Limits: &ratelimit.Limits{PerMinute: 10}}
+	tenant := ratelimit.ScopeCheck{Scope: ratelimit.ScopeTenant, ID: "acme", PerMinute: 20}
+	user := ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", PerMinute: 10}
 	heavy := tenant
 	heavy.Cost = 10
 	e.limit("", heavy)
@@ -194,7 +195,7 @@ func TestLimiterShowsTheSmallerLimitWhenRemainingTies(t *testing.T) {
 
 func TestRefusedRequestsConsumeNothingInOtherScopes(t *testing.T) {
 	e := newLimiterEnv(t, 5*time.Second)
-	ip := ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "198.51.100.9", Limits: &ratelimit.Limits{PerMinute: 2}}
+	ip := ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "198.51.100.9", PerMinute: 2}
 	allowed := 0
 	for range 10 {
 		res := e.limit("", tenantAcme, ip)
@@ -262,10 +263,10 @@ func TestLimiterRefusesMalformedChecksWithoutAskingAnyone(t *testing.T) {
 		want   error
 	}{
 		{"Acme", tenantAcme, "", ratelimit.ErrBadIdentity},
-		{"acme", ratelimit.ScopeCheck{Scope: "session", ID: "x", Limits: tenantAcme.Limits}, "", ratelimit.ErrBadIdentity},
-		{"acme", ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "", Limits: tenantAcme.Limits}, "", ratelimit.ErrBadIdentity},
+		{"acme", ratelimit.ScopeCheck{Scope: "session", ID: "x", PerMinute: tenantAcme.PerMinute}, "", ratelimit.ErrBadIdentity},
+		{"acme", ratelimit.ScopeCheck{Scope: ratelimit.ScopeIP, ID: "", PerMinute: tenantAcme.PerMinute}, "", ratelimit.ErrBadIdentity},
 		{"acme", ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice"}, "", ratelimit.ErrBadRequest},
-		{"acme", ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", Limits: &ratelimit.Limits{PerMinute: 5}, Cost: 6}, "", ratelimit.ErrBadRequest},
+		{"acme", ratelimit.ScopeCheck{Scope: ratelimit.ScopeUser, ID: "alice", PerMinute: 5, Cost: 6}, "", ratelimit.ErrBadRequest},
 		{"acme", tenantAcme, "maybe", ratelimit.ErrBadRequest},
 	} {
 		_, err := e.limiter.Check(context.Background(), tc.tenant, []ratelimit.ScopeCheck{tenantAcme, tc.check}, tc.policy)
@@ -299,7 +300,7 @@ func TestLimiterRefusesMalformedChecksWithoutAskingAnyone(t *testing.T) {
 // limits, and a cost of 0 charges nothing.
 func TestChargeCountsUsedTokensPastTheLimit(t *testing.T) {
 	e := newLimiterEnv(t, 5*time.Second)
-	tokens := ratelimit.ScopeCheck{Scope: ratelimit.ScopeTokens, ID: "acme", Limits: &ratelimit.Limits{PerMinute: 100}}
+	tokens := ratelimit.ScopeCheck{Scope: ratelimit.ScopeTokens, ID: "acme", PerMinute: 100}
 	if res := e.limit("", tokens); !res.Allowed || res.Remaining != 99 {
 		t.Fatalf("first check %+v", res)
 	}
@@ -322,7 +323,7 @@ func TestChargeCountsUsedTokensPastTheLimit(t *testing.T) {
 		t.Fatalf("a charge of 0: %v", err)
 	}
 	bad := used
-	bad.Limits = &ratelimit.Limits{}
+	bad.PerMinute = 0
 	if err := e.limiter.Charge(context.Background(), "acme", bad); !errors.Is(err, ratelimit.ErrBadRequest) {
 		t.Fatalf("a charge without limits: %v", err)
 	}

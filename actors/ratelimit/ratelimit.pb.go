@@ -7,6 +7,8 @@
 // Messages of the RateLimiter grain (identity
 // "tenantId:ratelimit:scope:id"). docs/rate-limiting.md describes the
 // algorithm and what every field means.
+// Every "Failure" below is parley.grains.Failure (actors/grains), the
+// answer all grain kinds share.
 
 package ratelimit
 
@@ -320,62 +322,6 @@ func (*Refunded) Descriptor() ([]byte, []int) {
 	return file_actors_ratelimit_ratelimit_proto_rawDescGZIP(), []int{4}
 }
 
-// Failure is the answer to any request the grain could not carry out.
-type Failure struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// code is one of: "invalid_argument" (the request or identity is
-	// malformed; nothing was counted), "unavailable" (storage failed while
-	// loading the counters; nothing was counted; retry).
-	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Failure) Reset() {
-	*x = Failure{}
-	mi := &file_actors_ratelimit_ratelimit_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Failure) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Failure) ProtoMessage() {}
-
-func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_ratelimit_ratelimit_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Failure.ProtoReflect.Descriptor instead.
-func (*Failure) Descriptor() ([]byte, []int) {
-	return file_actors_ratelimit_ratelimit_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *Failure) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
-func (x *Failure) GetMessage() string {
-	if x != nil {
-		return x.Message
-	}
-	return ""
-}
-
 var File_actors_ratelimit_ratelimit_proto protoreflect.FileDescriptor
 
 const file_actors_ratelimit_ratelimit_proto_rawDesc = "" +
@@ -398,10 +344,7 @@ const file_actors_ratelimit_ratelimit_proto_rawDesc = "" +
 	"\x06Refund\x12\x12\n" +
 	"\x04cost\x18\x01 \x01(\x05R\x04cost\"\n" +
 	"\n" +
-	"\bRefunded\"7\n" +
-	"\aFailure\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB0Z.github.com/parley-chat/parley/actors/ratelimitb\x06proto3"
+	"\bRefundedB0Z.github.com/parley-chat/parley/actors/ratelimitb\x06proto3"
 
 var (
 	file_actors_ratelimit_ratelimit_proto_rawDescOnce sync.Once
@@ -415,14 +358,13 @@ func file_actors_ratelimit_ratelimit_proto_rawDescGZIP() []byte {
 	return file_actors_ratelimit_ratelimit_proto_rawDescData
 }
 
-var file_actors_ratelimit_ratelimit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_actors_ratelimit_ratelimit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_actors_ratelimit_ratelimit_proto_goTypes = []any{
 	(*Limits)(nil),   // 0: parley.ratelimit.Limits
 	(*Check)(nil),    // 1: parley.ratelimit.Check
 	(*Decision)(nil), // 2: parley.ratelimit.Decision
 	(*Refund)(nil),   // 3: parley.ratelimit.Refund
 	(*Refunded)(nil), // 4: parley.ratelimit.Refunded
-	(*Failure)(nil),  // 5: parley.ratelimit.Failure
 }
 var file_actors_ratelimit_ratelimit_proto_depIdxs = []int32{
 	0, // 0: parley.ratelimit.Check.limits:type_name -> parley.ratelimit.Limits
@@ -444,7 +386,7 @@ func file_actors_ratelimit_ratelimit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_ratelimit_ratelimit_proto_rawDesc), len(file_actors_ratelimit_ratelimit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

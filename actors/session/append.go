@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -25,7 +26,7 @@ func (g *grain) append(ctx actor.Context, req *Append) {
 		return
 	}
 	if err := checkAppend(req); err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	msg, _, err := g.store(persistence.Message{

@@ -6,18 +6,15 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/persistence"
 )
 
-// Failure codes of Chat and its reply.
-const (
-	// CodeConflict: a reply of this session is already in progress.
-	CodeConflict = "conflict"
-	// CodeUpstreamFailed: the model failed (ReplyFailed), before its
-	// first token or after it (then the partial reply is stored).
-	CodeUpstreamFailed = "upstream_failed"
-)
+// CodeUpstreamFailed is the Failure code of a ReplyFailed whose model
+// failed, before its first token or after it (then the partial reply is
+// stored); the Client reports it as an *UpstreamError.
+const CodeUpstreamFailed = "upstream_failed"
 
 // replyFinished is what the reply's goroutine tells the grain when the
 // model is done.
@@ -39,15 +36,15 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		return
 	}
 	if g.replying {
-		ctx.Respond(&Failure{Code: CodeConflict, Message: "a reply is already in progress in this session"})
+		ctx.Respond(&grains.Failure{Code: grains.CodeConflict, Message: "a reply is already in progress in this session"})
 		return
 	}
 	if err := checkAppend(&Append{Role: string(persistence.RoleUser), Content: req.Content}); err != nil || req.ReplyId == "" {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: "chat needs non-empty UTF-8 content and a reply PID"})
 		return
 	}
 	if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: err.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
 	history := g.turns(g.tail)
@@ -78,7 +75,10 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
-	m := g.cfg.Models(g.key.Tenant)
+	m := g.cfg.Model
+	if g.cfg.Models != nil {
+		m = g.cfg.Models(g.key.Tenant)
+	}
 	mctx, cancel := context.WithTimeout(context.Background(), g.cfg.ReplyTimeout)
 	g.stopReply, g.stopped = cancel, false
 	go func() {
@@ -127,7 +127,7 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 		FinishReason: finish}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		ctx.Send(done.to, &ReplyFailed{Code: CodeUnavailable, Message: "the reply could not be stored"})
+		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
 		return
 	}
 	if done.err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
@@ -29,7 +30,7 @@ func TestChatStreamsTokensThenStoresTheReply(t *testing.T) {
 		t.Fatalf("user message %+v", started.UserMessage)
 	}
 	// One reply per session at a time.
-	if f := ask[*session.Failure](e, pid, chat); f.Code != session.CodeConflict {
+	if f := ask[*grains.Failure](e, pid, chat); f.Code != grains.CodeConflict {
 		t.Fatalf("second chat during a reply: %+v", f)
 	}
 

@@ -42,8 +42,8 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Model writes replies to Chat; model.Mock{} when nil.
 	Model model.Model
-	// Models returns a tenant's model (tenants.Registry.Models); Model
-	// for every tenant when nil.
+	// Models returns a tenant's model (tenants.Registry.Models); when nil,
+	// Model answers for every tenant.
 	Models func(tenant string) model.Model
 	// Prompt returns a tenant's prompt template; none when nil.
 	Prompt func(tenant string) string
@@ -61,50 +61,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults; Store must still be set.
+// DefaultConfig returns the defaults; Store must still be set. A zero
+// field of a Config takes its value from here.
 func DefaultConfig() Config {
 	return Config{
 		Clock:        clock.Real,
+		Retention:    func(string) Retention { return DefaultRetention },
 		IdleTimeout:  5 * time.Minute,
 		TailSize:     20,
 		StoreTimeout: 5 * time.Second,
+		Model:        model.Mock{},
+		Prompt:       func(string) string { return "" },
+		ReplyTimeout: 10 * time.Minute,
+		Logger:       slog.New(slog.DiscardHandler),
 	}
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.Retention == nil {
-		c.Retention = func(string) Retention { return DefaultRetention }
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.TailSize == 0 {
-		c.TailSize = d.TailSize
-	}
-	if c.StoreTimeout == 0 {
-		c.StoreTimeout = d.StoreTimeout
-	}
-	if c.Model == nil {
-		c.Model = model.Mock{}
-	}
-	if c.Models == nil {
-		m := c.Model
-		c.Models = func(string) model.Model { return m }
-	}
-	if c.Prompt == nil {
-		c.Prompt = func(string) string { return "" }
-	}
-	if c.ReplyTimeout == 0 {
-		c.ReplyTimeout = 10 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
 }
 
 // Validate names the first invalid field.

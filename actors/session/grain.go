@@ -8,34 +8,23 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/passivation"
 	"github.com/parley-chat/parley/persistence"
 )
 
-// Failure codes.
-const (
-	CodeInvalidArgument = "invalid_argument"
-	CodeUnavailable     = "unavailable"
-)
-
 // NewKind returns the ChatSession grain kind to register on every node.
 func NewKind(cfg Config) (*cluster.Kind, error) {
-	props, err := Props(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return cluster.NewKind(Kind, props), nil
+	return grains.NewKind(Kind, cfg, DefaultConfig(), activate)
 }
 
-// Props returns the grain's props, for NewKind and for tests that spawn a
-// session outside a cluster (testkit.SpawnGrain).
+// Props returns the grain's props, for tests that spawn one outside a
+// cluster (testkit.SpawnGrain).
 func Props(cfg Config) (*actor.Props, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return actor.PropsFromProducer(func() actor.Actor { return &grain{cfg: cfg} }), nil
+	return grains.Props(cfg, DefaultConfig(), activate)
 }
+
+func activate(cfg Config) actor.Actor { return &grain{cfg: cfg} }
 
 // grain is one session's activation.
 type grain struct {
@@ -131,7 +120,7 @@ func (g *grain) load() error {
 // answered with a Failure.
 func (g *grain) ready(ctx actor.Context) bool {
 	if g.keyErr != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: g.keyErr.Error()})
 		return false
 	}
 	if !g.loaded {
@@ -145,7 +134,7 @@ func (g *grain) ready(ctx actor.Context) bool {
 
 func (g *grain) fail(ctx actor.Context, what string, err error) {
 	g.cfg.Logger.Error(what, "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-	ctx.Respond(&Failure{Code: CodeUnavailable, Message: fmt.Sprintf("%s: storage unavailable", what)})
+	ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: fmt.Sprintf("%s: storage unavailable", what)})
 }
 
 func (g *grain) storeContext() (context.Context, context.CancelFunc) {

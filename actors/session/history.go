@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/grains"
 )
 
 // History page sizes.
@@ -21,7 +23,7 @@ func (g *grain) history(ctx actor.Context, req *History) {
 		limit = DefaultHistoryLimit
 	}
 	if limit < 1 || limit > MaxHistoryLimit {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: fmt.Sprintf("limit %d is outside 1..%d", req.Limit, MaxHistoryLimit)})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: fmt.Sprintf("limit %d is outside 1..%d", req.Limit, MaxHistoryLimit)})
 		return
 	}
 	sctx, cancel := g.storeContext()

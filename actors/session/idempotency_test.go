@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
@@ -144,7 +145,7 @@ func TestChatWithTheKeyOfAReplyInProgressIsAConflict(t *testing.T) {
 	listener := testkit.NewProbe(t, e.system)
 	chat := keyedChat("slow one", "req-slow", listener)
 	ask[*session.ChatStarted](e, pid, chat)
-	if f := ask[*session.Failure](e, pid, chat); f.Code != session.CodeConflict {
+	if f := ask[*grains.Failure](e, pid, chat); f.Code != grains.CodeConflict {
 		t.Fatalf("same key during its reply: %+v", f)
 	}
 	close(gate) // let the reply run to its end
@@ -213,10 +214,10 @@ func TestBadIdempotencyKeysAreRefusedAndStoreNothing(t *testing.T) {
 	pid := e.spawn(identity)
 	listener := testkit.NewProbe(t, e.system)
 	for _, key := range []string{strings.Repeat("k", 129), "has space", "tab\t", "é", "del\x7f", "nul\x00"} {
-		if f := ask[*session.Failure](e, pid, keyedChat("hi", key, listener)); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, keyedChat("hi", key, listener)); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("chat with key %q: %+v", key, f)
 		}
-		if f := ask[*session.Failure](e, pid, &session.Append{Role: "user", Content: "hi", IdempotencyKey: key}); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, &session.Append{Role: "user", Content: "hi", IdempotencyKey: key}); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("append with key %q: %+v", key, f)
 		}
 	}

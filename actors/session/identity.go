@@ -1,10 +1,10 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -12,8 +12,9 @@ import (
 const Kind = "ChatSession"
 
 // ErrBadIdentity: a tenant or session id that is not well formed. Such an
-// identity never reaches a grain or storage.
-var ErrBadIdentity = errors.New("invalid session identity")
+// identity never reaches a grain or storage. It is also
+// grains.ErrInvalidArgument.
+var ErrBadIdentity = &grains.Error{Kind: grains.ErrInvalidArgument, Message: "invalid session identity"}
 
 // Identity returns the grain identity of a tenant's session, or
 // ErrBadIdentity when either id is malformed (tenant ids are lowercase

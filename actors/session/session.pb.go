@@ -5,6 +5,8 @@
 // source: actors/session/session.proto
 
 // Messages of the ChatSession grain (identity "tenantId:sessionId").
+// Every "Failure" below is parley.grains.Failure (actors/grains), the
+// answer all grain kinds share.
 
 package session
 
@@ -430,61 +432,6 @@ func (*Cleared) Descriptor() ([]byte, []int) {
 	return file_actors_session_session_proto_rawDescGZIP(), []int{6}
 }
 
-// Failure is the answer to any request the session could not carry out.
-type Failure struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// code is one of: "invalid_argument" (the request or identity is
-	// malformed; nothing was stored), "unavailable" (storage failed; retry).
-	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Failure) Reset() {
-	*x = Failure{}
-	mi := &file_actors_session_session_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Failure) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Failure) ProtoMessage() {}
-
-func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Failure.ProtoReflect.Descriptor instead.
-func (*Failure) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *Failure) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
-func (x *Failure) GetMessage() string {
-	if x != nil {
-		return x.Message
-	}
-	return ""
-}
-
 // Chat stores a user message and starts the assistant's reply, answering
 // at once with ChatStarted (or a Failure: "conflict" while another reply of
 // this session is in progress). The reply then streams to the actor
@@ -514,7 +461,7 @@ type Chat struct {
 
 func (x *Chat) Reset() {
 	*x = Chat{}
-	mi := &file_actors_session_session_proto_msgTypes[8]
+	mi := &file_actors_session_session_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +473,7 @@ func (x *Chat) String() string {
 func (*Chat) ProtoMessage() {}
 
 func (x *Chat) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[8]
+	mi := &file_actors_session_session_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +486,7 @@ func (x *Chat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chat.ProtoReflect.Descriptor instead.
 func (*Chat) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{8}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Chat) GetContent() string {
@@ -591,7 +538,7 @@ type ChatStarted struct {
 
 func (x *ChatStarted) Reset() {
 	*x = ChatStarted{}
-	mi := &file_actors_session_session_proto_msgTypes[9]
+	mi := &file_actors_session_session_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +550,7 @@ func (x *ChatStarted) String() string {
 func (*ChatStarted) ProtoMessage() {}
 
 func (x *ChatStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[9]
+	mi := &file_actors_session_session_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +563,7 @@ func (x *ChatStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatStarted.ProtoReflect.Descriptor instead.
 func (*ChatStarted) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{9}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChatStarted) GetUserMessage() *Message {
@@ -644,7 +591,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_actors_session_session_proto_msgTypes[10]
+	mi := &file_actors_session_session_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +603,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[10]
+	mi := &file_actors_session_session_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +616,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{10}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Token) GetIndex() int32 {
@@ -701,7 +648,7 @@ type ReplyDone struct {
 
 func (x *ReplyDone) Reset() {
 	*x = ReplyDone{}
-	mi := &file_actors_session_session_proto_msgTypes[11]
+	mi := &file_actors_session_session_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +660,7 @@ func (x *ReplyDone) String() string {
 func (*ReplyDone) ProtoMessage() {}
 
 func (x *ReplyDone) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[11]
+	mi := &file_actors_session_session_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +673,7 @@ func (x *ReplyDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyDone.ProtoReflect.Descriptor instead.
 func (*ReplyDone) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{11}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplyDone) GetMessage() *Message {
@@ -778,7 +725,7 @@ type ReplyFailed struct {
 
 func (x *ReplyFailed) Reset() {
 	*x = ReplyFailed{}
-	mi := &file_actors_session_session_proto_msgTypes[12]
+	mi := &file_actors_session_session_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +737,7 @@ func (x *ReplyFailed) String() string {
 func (*ReplyFailed) ProtoMessage() {}
 
 func (x *ReplyFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[12]
+	mi := &file_actors_session_session_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +750,7 @@ func (x *ReplyFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyFailed.ProtoReflect.Descriptor instead.
 func (*ReplyFailed) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{12}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReplyFailed) GetCode() string {
@@ -860,7 +807,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_actors_session_session_proto_msgTypes[13]
+	mi := &file_actors_session_session_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +819,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[13]
+	mi := &file_actors_session_session_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +832,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{13}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{12}
 }
 
 // Stopped answers Stop. replying says whether a reply was in progress.
@@ -898,7 +845,7 @@ type Stopped struct {
 
 func (x *Stopped) Reset() {
 	*x = Stopped{}
-	mi := &file_actors_session_session_proto_msgTypes[14]
+	mi := &file_actors_session_session_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +857,7 @@ func (x *Stopped) String() string {
 func (*Stopped) ProtoMessage() {}
 
 func (x *Stopped) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_session_session_proto_msgTypes[14]
+	mi := &file_actors_session_session_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +870,7 @@ func (x *Stopped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stopped.ProtoReflect.Descriptor instead.
 func (*Stopped) Descriptor() ([]byte, []int) {
-	return file_actors_session_session_proto_rawDescGZIP(), []int{14}
+	return file_actors_session_session_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Stopped) GetReplying() bool {
@@ -963,10 +910,7 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\vnext_before\x18\x02 \x01(\x04R\n" +
 	"nextBefore\"\a\n" +
 	"\x05Clear\"\t\n" +
-	"\aCleared\"7\n" +
-	"\aFailure\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa1\x01\n" +
+	"\aCleared\"\xa1\x01\n" +
 	"\x04Chat\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
@@ -1007,7 +951,7 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_actors_session_session_proto_goTypes = []any{
 	(*Message)(nil),     // 0: parley.session.Message
 	(*Append)(nil),      // 1: parley.session.Append
@@ -1016,14 +960,13 @@ var file_actors_session_session_proto_goTypes = []any{
 	(*Page)(nil),        // 4: parley.session.Page
 	(*Clear)(nil),       // 5: parley.session.Clear
 	(*Cleared)(nil),     // 6: parley.session.Cleared
-	(*Failure)(nil),     // 7: parley.session.Failure
-	(*Chat)(nil),        // 8: parley.session.Chat
-	(*ChatStarted)(nil), // 9: parley.session.ChatStarted
-	(*Token)(nil),       // 10: parley.session.Token
-	(*ReplyDone)(nil),   // 11: parley.session.ReplyDone
-	(*ReplyFailed)(nil), // 12: parley.session.ReplyFailed
-	(*Stop)(nil),        // 13: parley.session.Stop
-	(*Stopped)(nil),     // 14: parley.session.Stopped
+	(*Chat)(nil),        // 7: parley.session.Chat
+	(*ChatStarted)(nil), // 8: parley.session.ChatStarted
+	(*Token)(nil),       // 9: parley.session.Token
+	(*ReplyDone)(nil),   // 10: parley.session.ReplyDone
+	(*ReplyFailed)(nil), // 11: parley.session.ReplyFailed
+	(*Stop)(nil),        // 12: parley.session.Stop
+	(*Stopped)(nil),     // 13: parley.session.Stopped
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
@@ -1049,7 +992,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

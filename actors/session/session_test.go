@@ -11,9 +11,12 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/uuid"
 
+	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
+	"github.com/parley-chat/parley/persistence/sweeper"
 )
 
 // env is one grain-level test's world: an actor system, an in-memory
@@ -21,7 +24,7 @@ import (
 type env struct {
 	t      *testing.T
 	system *actor.ActorSystem
-	store  *persistence.BadgerStore
+	store  *badgerstore.Store
 	clock  *testkit.FakeClock
 	probe  *testkit.Probe
 	props  *actor.Props
@@ -132,8 +135,8 @@ func TestHistoryPagesNewestFirstReturningEveryMessageOnce(t *testing.T) {
 		t.Errorf("default page has %d messages, want %d", n, session.DefaultHistoryLimit)
 	}
 	for _, bad := range []int32{-1, 101} {
-		f := ask[*session.Failure](e, pid, &session.History{Limit: bad})
-		if f.Code != session.CodeInvalidArgument {
+		f := ask[*grains.Failure](e, pid, &session.History{Limit: bad})
+		if f.Code != grains.CodeInvalidArgument {
 			t.Errorf("limit %d: %+v", bad, f)
 		}
 	}
@@ -171,9 +174,9 @@ func TestRetentionByAgeHidesAtOnceAndTheSweepDeletes(t *testing.T) {
 
 	// Nobody touches the session again; the sweep still removes the
 	// expired message from disk.
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: e.store, Clock: e.clock, Interval: time.Hour, Logger: testkit.NewLogger(t),
-		Retention: func(string) session.Retention { return session.Retention{MaxAge: 30 * 24 * time.Hour} }})
-	t.Cleanup(sweeper.Stop)
+	sw := sweeper.Start(sweeper.Config{Stores: map[string]persistence.Store{"sessions": e.store}, Clock: e.clock, Interval: time.Hour, Logger: testkit.NewLogger(t),
+		Retention: func(string) time.Duration { return 30 * 24 * time.Hour }})
+	t.Cleanup(sw.Stop)
 	stored := func() int {
 		msgs, err := e.store.Page(context.Background(), key, 0, 100, time.Time{})
 		if err != nil {
@@ -188,7 +191,7 @@ func TestRetentionByAgeHidesAtOnceAndTheSweepDeletes(t *testing.T) {
 	if got := stored(); got != 1 {
 		t.Fatalf("after the sweep the store holds %d messages, want 1", got)
 	}
-	if got := sweeper.Stats(); got.Messages != 1 || got.Runs != 1 {
+	if got := sw.Stats(); got.Messages != 1 || got.Runs != 1 {
 		t.Fatalf("sweeper stats %+v", got)
 	}
 }
@@ -243,7 +246,7 @@ func TestBadRequestsAreRefusedAndStoreNothing(t *testing.T) {
 		{Role: "user", Content: "\xff\xfe"},
 		{Role: "user", Content: "x", TokenCount: -1},
 	} {
-		if f := ask[*session.Failure](e, pid, req); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, req); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("%+v: %+v", req, f)
 		}
 	}
@@ -263,7 +266,7 @@ func TestHostileIdentityNeverReachesStorage(t *testing.T) {
 			t.Errorf("ParseIdentity(%q) accepted it", identity)
 		}
 		pid := e.spawn(identity)
-		if f := ask[*session.Failure](e, pid, &session.Append{Role: "user", Content: "x"}); f.Code != session.CodeInvalidArgument {
+		if f := ask[*grains.Failure](e, pid, &session.Append{Role: "user", Content: "x"}); f.Code != grains.CodeInvalidArgument {
 			t.Errorf("%q: %+v", identity, f)
 		}
 	}
@@ -273,7 +276,7 @@ func TestHostileIdentityNeverReachesStorage(t *testing.T) {
 }
 
 // countKeys counts every key in the store.
-func countKeys(t *testing.T, store *persistence.BadgerStore) int {
+func countKeys(t *testing.T, store *badgerstore.Store) int {
 	t.Helper()
 	n := 0
 	if err := store.ScanKeys(context.Background(), "", func([]byte) error { n++; return nil }); err != nil {
@@ -302,7 +305,7 @@ func TestTwoActivationsOfOneSessionNeverLoseOrDuplicate(t *testing.T) {
 					if _, ok := res.(*session.Appended); ok {
 						break
 					}
-					if f, ok := res.(*session.Failure); err != nil || !ok || f.Code != session.CodeUnavailable || try == 20 {
+					if f, ok := res.(*grains.Failure); err != nil || !ok || f.Code != grains.CodeUnavailable || try == 20 {
 						t.Errorf("append via %s: %v %v", pid.Id, res, err)
 						return
 					}

@@ -1,6 +1,10 @@
 package session
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-chat/parley/actors/grains"
+)
 
 // stop cancels the reply in progress: its goroutine sees its context end,
 // and replyDone stores what was written with finish reason "stopped".
@@ -8,7 +12,7 @@ import "github.com/asynkron/protoactor-go/actor"
 // error.
 func (g *grain) stop(ctx actor.Context) {
 	if g.keyErr != nil {
-		ctx.Respond(&Failure{Code: CodeInvalidArgument, Message: g.keyErr.Error()})
+		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: g.keyErr.Error()})
 		return
 	}
 	if !g.replying || g.stopReply == nil {

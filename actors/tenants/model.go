@@ -120,14 +120,15 @@ func apiKey(getenv func(string) (string, bool), name, field, provider string) (s
 // Models builds every tenant's model, checking at start what only the
 // environment can tell (each apiKeyEnv variable is set), so that a missing
 // key stops the node instead of failing its tenant's chats. Keys are read
-// once: changing one needs a restart. Mock entries are mock. The returned
+// when it is called (a reload of the file calls it again). Mock entries are mock. The returned
 // function is session.Config.Models: a tenant's model, mock for any other.
 func (r *Registry) Models(mock model.Model, chain model.ChainConfig, getenv func(string) (string, bool)) (func(tenant string) model.Model, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
-	models := make(map[string]model.Model, len(r.order))
-	for i, t := range r.order {
+	order := r.cur.Load().order
+	models := make(map[string]model.Model, len(order))
+	for i, t := range order {
 		entries, err := t.entries(i, getenv)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-playground/validator/v10"
 
@@ -32,8 +33,15 @@ func HashKey(key string) string {
 var keyHashPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // Registry answers who a key belongs to and what a tenant's limits are.
-// It is immutable and safe for concurrent use.
+// It is safe for concurrent use. Its contents change only as a whole, by
+// Replace (a reload of the tenants file): every call sees either the old
+// file or the new one, never a mix.
 type Registry struct {
+	cur atomic.Pointer[snapshot]
+}
+
+// snapshot is one parsed tenants file; it is never modified.
+type snapshot struct {
 	tenants map[string]*Tenant
 	order   []*Tenant // as in the file, for errors that name tenants[i]
 	keys    []storedKey
@@ -75,7 +83,7 @@ func Parse(r io.Reader) (*Registry, error) {
 	if err := validate.Struct(file); err != nil {
 		return nil, fieldError(err)
 	}
-	reg := &Registry{tenants: map[string]*Tenant{}}
+	reg := &snapshot{tenants: map[string]*Tenant{}}
 	hashes := map[string]string{}
 	for i, t := range file.Tenants {
 		if _, dup := reg.tenants[t.ID]; dup {
@@ -101,8 +109,18 @@ func Parse(r io.Reader) (*Registry, error) {
 			reg.keys = append(reg.keys, storedKey{digest: digest, id: k.ID, tenant: reg.tenants[t.ID]})
 		}
 	}
-	return reg, nil
+	out := &Registry{}
+	out.cur.Store(reg)
+	return out, nil
 }
+
+// Replace makes next's tenants this registry's, at once for every caller:
+// a key next does not have is refused from the next request on. next
+// itself is not changed.
+func (r *Registry) Replace(next *Registry) { r.cur.Store(next.cur.Load()) }
+
+// Len is the number of tenants.
+func (r *Registry) Len() int { return len(r.cur.Load().tenants) }
 
 // Authenticate returns the tenant and key id an API key belongs to. The
 // key's hash is compared with every stored hash in constant time, so the
@@ -112,7 +130,7 @@ func (r *Registry) Authenticate(key string) (tenant *Tenant, keyID string, ok bo
 		return nil, "", false
 	}
 	sum := sha256.Sum256([]byte(key))
-	for _, k := range r.keys {
+	for _, k := range r.cur.Load().keys {
 		if subtle.ConstantTimeCompare(sum[:], k.digest) == 1 {
 			tenant, keyID, ok = k.tenant, k.id, true
 		}
@@ -122,14 +140,14 @@ func (r *Registry) Authenticate(key string) (tenant *Tenant, keyID string, ok bo
 
 // Tenant returns a tenant by id.
 func (r *Registry) Tenant(id string) (*Tenant, bool) {
-	t, ok := r.tenants[id]
+	t, ok := r.cur.Load().tenants[id]
 	return t, ok
 }
 
 // Retention is session.Config.Retention for these tenants: a tenant's own
 // retention, the defaults for any other.
 func (r *Registry) Retention(tenant string) session.Retention {
-	if t, ok := r.tenants[tenant]; ok {
+	if t, ok := r.Tenant(tenant); ok {
 		return t.Retention()
 	}
 	return session.DefaultRetention
@@ -138,7 +156,7 @@ func (r *Registry) Retention(tenant string) session.Retention {
 // Prompt is session.Config.Prompt for these tenants: a tenant's prompt
 // template, the default for any other.
 func (r *Registry) Prompt(tenant string) string {
-	if t, ok := r.tenants[tenant]; ok {
+	if t, ok := r.Tenant(tenant); ok {
 		return t.Model.PromptTemplate
 	}
 	return DefaultPromptTemplate

@@ -1,7 +1,8 @@
 // Package tenants is the tenants file: who may call Parley (API keys, kept
 // only as SHA-256 hashes) and each tenant's limits — rate limits, session
-// retention, model. It is loaded and validated once at start; a bad file
-// stops the node with an error naming the field.
+// retention, model. It is loaded and validated at start, where a bad file
+// stops the node with an error naming the field, and again on SIGHUP, where
+// a bad file keeps the running config (Registry.Replace).
 package tenants
 
 import (

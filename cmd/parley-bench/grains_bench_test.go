@@ -12,7 +12,7 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/cluster"
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // The grain paths' micro-benchmarks that need no package's internals:
@@ -26,7 +26,7 @@ import (
 // over a fresh on-disk store.
 func grainNode(b *testing.B) *cluster.Node {
 	b.Helper()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: b.TempDir()})
+	store, err := badgerstore.Open(badgerstore.Options{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,15 +26,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/parley-chat/parley/actors/tenants"
+	"github.com/parley-chat/parley/internal/harness"
 )
 
 // options are the command line.
@@ -127,9 +126,9 @@ type bench struct {
 func measure(ctx context.Context, o options) (Report, error) {
 	started := time.Now()
 	machine := thisMachine()
-	root, err := moduleRoot(ctx)
+	root, err := harness.ModuleRoot(ctx)
 	if err != nil {
-		return Report{}, err
+		return Report{}, fmt.Errorf("run parley-bench inside the parley module (make bench does): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
@@ -148,10 +147,8 @@ func measure(ctx context.Context, o options) (Report, error) {
 	if b.bin == "" {
 		b.bin = filepath.Join(dir, "parley")
 		progress("building cmd/parley")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/parley")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return Report{}, fmt.Errorf("go build ./cmd/parley: %w\n%s", err, out)
+		if err := harness.Build(ctx, root, b.bin); err != nil {
+			return Report{}, err
 		}
 	}
 	key, err := b.writeTenants()
@@ -199,6 +196,11 @@ func measure(ctx context.Context, o options) (Report, error) {
 		b.skipped = append(b.skipped, "--quick: the 3-node, memory, SSE-streams and micro-benchmark rows")
 	} else {
 		if err := b.onNodes(ctx, 3, chats); err != nil {
+			return Report{}, err
+		}
+		// What mutual TLS and gossip encryption cost: the same rows on a
+		// cluster without them.
+		if err := b.onNodesWith(ctx, nodeSpec{n: 3, plaintext: true}, chats); err != nil {
 			return Report{}, err
 		}
 		// What replication costs a chat: the same rows on one node
@@ -262,6 +264,9 @@ func (b *bench) start(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	if spec.localStore {
 		store = "node-local store"
 	}
+	if spec.n > 1 {
+		store += map[bool]string{false: ", mutual TLS", true: ", no TLS"}[spec.plaintext]
+	}
 	progress("starting %d node(s), %s, --mock-token-delay %s", spec.n, store, spec.tokenDelay)
 	dir, err := os.MkdirTemp(b.dir, fmt.Sprintf("%dnodes-", spec.n))
 	if err != nil {
@@ -272,8 +277,8 @@ func (b *bench) start(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range ns.procs {
-		progress("  %s pid %d, http %s", p.name, p.pid(), p.http)
+	for _, p := range ns.Nodes {
+		progress("  %s pid %d, http %s", p.Name, p.Pid(), p.HTTP)
 	}
 	return ns, nil
 }
@@ -333,19 +338,6 @@ func (b *bench) writeTenants() (string, error) {
 	}
 	b.tenants = filepath.Join(b.dir, "tenants.json")
 	return key, os.WriteFile(b.tenants, body, 0o600)
-}
-
-// moduleRoot is the directory of the parley module's go.mod.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run parley-bench inside the parley module (make bench does)")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 var startTime = time.Now()

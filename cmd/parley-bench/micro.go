@@ -15,7 +15,7 @@ import (
 
 // microRun is one `go test -bench` invocation over one package.
 type microRun struct {
-	pkg       string // ./persistence
+	pkg       string // ./persistence/badgerstore
 	pattern   string // -bench
 	benchtime string // -benchtime
 }
@@ -25,7 +25,7 @@ type microRun struct {
 // beside their code; those of the session and cache grains live in this
 // package, since they need no package's internals.
 var microRuns = []microRun{
-	{"./persistence/", "^(BenchmarkAppend|BenchmarkPage100)$", "1000x"},
+	{"./persistence/badgerstore/", "^(BenchmarkAppend|BenchmarkPage100)$", "1000x"},
 	// What replication costs one append, in one process on one disk.
 	{"./persistence/raftstore/", "^BenchmarkAppend$/^raft-(1-node|3-nodes-via-leader|3-nodes-via-follower)$", "1000x"},
 	{"./cmd/parley-bench/", ".", "1000x"},

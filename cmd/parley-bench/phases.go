@@ -80,7 +80,7 @@ func newSessions(workers, per int) [][]string {
 // own, whose owners the placement spreads over the nodes. Afterwards every session's last reply must read back from its
 // history exactly as received.
 func (b *bench) chatPhase(ctx context.Context, ns *nodes, stream bool, conc int) {
-	edges := ns.edges()
+	edges := ns.URLs()
 	per := max(sessionsPerWorker, chatSessions/conc)
 	sessions := newSessions(conc, per)
 	last := make([][]reply, conc)
@@ -144,6 +144,9 @@ func (b *bench) chatPhase(ctx context.Context, ns *nodes, stream bool, conc int)
 		if ns.localStore {
 			name += ", node-local store (no replication)"
 		}
+		if ns.plaintext {
+			name += ", without TLS"
+		}
 		row := latencyRow(name, n, conc, res, s, chatTarget)
 		row.Result += spread
 		b.add(secChat, row)
@@ -170,7 +173,7 @@ func sum(vs []float64) float64 {
 // key), at concurrency 1 and 32. Every response must carry
 // X-RateLimit-Limit; a node without a limiter gives "n/a" rows.
 func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
-	edges := ns.edges()
+	edges := ns.URLs()
 	names := []string{"rate-limit check, many keys", "rate-limit check, one hot key"}
 	_, h, err := b.client.history(ctx, edges[0], uuid.NewString(), 1, "probe")
 	if err != nil || h.Get("X-RateLimit-Limit") == "" {
@@ -233,7 +236,7 @@ func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
 // chats), then time GET …/history?limit=100, checking each page holds 100
 // messages, newest (an assistant reply) first.
 func (b *bench) historyPhases(ctx context.Context, ns *nodes) {
-	edges := ns.edges()
+	edges := ns.URLs()
 	sessions := newSessions(b.t.historySessions, 1)
 	seedErrs := newErrorCounts()
 	var wg sync.WaitGroup
@@ -283,19 +286,19 @@ func (b *bench) historyPhases(ctx context.Context, ns *nodes) {
 // new session's first chat.
 func (b *bench) memoryPhase(ctx context.Context, ns *nodes) {
 	const name = "memory: 10,000 active sessions"
-	p := ns.procs[0]
+	p := ns.Nodes[0]
 	firstChat := func(ctx context.Context, w, i int) ([]time.Duration, error) {
-		d, _, err := b.client.chatWhole(ctx, p.url(), uuid.NewString(), "hi")
+		d, _, err := b.client.chatWhole(ctx, p.URL(""), uuid.NewString(), "hi")
 		return []time.Duration{d}, err
 	}
 	warm := load{conc: manyWorkers, total: activeSessions / 10, measure: time.Minute, series: []string{"first chat"}, do: firstChat}.run(ctx)
-	before, err := rssBytes(p.pid())
+	before, err := rssBytes(p.Pid())
 	if err != nil {
 		b.add(secMemory, Row{Name: name, Nodes: 1, Result: "FAIL (" + err.Error() + ")"})
 		return
 	}
 	res := load{conc: manyWorkers, total: activeSessions, measure: 2 * time.Minute, series: []string{"first chat"}, do: firstChat}.run(ctx)
-	after, err := rssBytes(p.pid())
+	after, err := rssBytes(p.Pid())
 	res.errs.merge(warm.errs)
 	row := Row{Name: name, Nodes: 1, Concurrency: manyWorkers, Count: res.ok,
 		Latency: latencyOf(res.hists[0]), Throughput: res.throughput()}
@@ -326,8 +329,8 @@ func (b *bench) streamsPhase(ctx context.Context) {
 		return
 	}
 	defer ns.stop()
-	p := ns.procs[0]
-	before, err := rssBytes(p.pid())
+	p := ns.Nodes[0]
+	before, err := rssBytes(p.Pid())
 	if err != nil {
 		fail(err)
 		return
@@ -345,7 +348,7 @@ func (b *bench) streamsPhase(ctx context.Context) {
 			case <-sampling.Done():
 				return
 			case <-t.C:
-				if rss, err := rssBytes(p.pid()); err == nil && rss > peak.Load() {
+				if rss, err := rssBytes(p.Pid()); err == nil && rss > peak.Load() {
 					peak.Store(rss)
 				}
 			}
@@ -367,7 +370,7 @@ func (b *bench) streamsPhase(ctx context.Context) {
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
-			ttft, total, _, st, err := b.client.chatStream(rctx, p.url(), uuid.NewString(), msg)
+			ttft, total, _, st, err := b.client.chatStream(rctx, p.URL(""), uuid.NewString(), msg)
 			tokens.Add(int64(st.tokens))
 			comments.Add(int64(st.comments))
 			if err != nil {

@@ -10,7 +10,18 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/cluster"
+	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
+	"github.com/parley-chat/parley/persistence/raftstore"
 )
+
+// defaultMaxConnections is --max-connections: 10,000 SSE streams and room
+// for the short requests beside them.
+const defaultMaxConnections = 12_000
 
 // errHelp: -h was asked for and printed.
 var errHelp = errors.New("help requested")
@@ -35,6 +46,14 @@ type serveConfig struct {
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	Heartbeat      time.Duration
+	// Bounds on what one client can hold (docs/operations.md).
+	BodyReadTimeout time.Duration
+	MaxConnections  int
+	MinFreeDisk     diskspace.Watermark
+	// The debug listener (pprof, expvar); off when DebugAddr is empty.
+	DebugAddr   string
+	DebugPublic bool
+	Security    securityConfig // security.go
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -54,21 +73,28 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.NodeName, "node-name", "", "unique node name in the cluster (default: host name and gossip port)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "host:port the HTTP API listens on")
-	fs.StringVar(&c.GossipAddr, "gossip-addr", "127.0.0.1:7946", "IP:port for memberlist gossip (TCP and UDP)")
-	fs.StringVar(&c.RemoteAddr, "remote-addr", "127.0.0.1:8090", "IP:port for Proto.Actor remoting (gRPC)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", cluster.DefaultConfig().HTTPAddr, "host:port the HTTP API listens on")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", cluster.DefaultConfig().GossipAddr, "IP:port for memberlist gossip (TCP and UDP)")
+	fs.StringVar(&c.RemoteAddr, "remote-addr", cluster.DefaultConfig().RemoteAddr, "IP:port for Proto.Actor remoting (gRPC)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of seed nodes; retried until one answers")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of this node's Badger database")
 	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
-	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", 20*time.Millisecond, "delay between tokens of the mock model")
-	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", 5*time.Minute, "passivate a chat session after this long without requests")
-	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE ': ping' comments while a stream is idle")
+	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", model.DefaultMock().TokenDelay, "delay between tokens of the mock model")
+	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
+	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Store, "store", storeReplicated, "session and cache storage: replicated (raft over every node, docs/durability.md) or local (this node's disk only)")
-	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8300", "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", raftstore.DefaultConfig().BindAddr, "IP:port of this node's replicated-store member: raft traffic and forwarded writes (bind it privately)")
 	fs.BoolVar(&c.RaftBootstrap, "raft-bootstrap", false, "start a new replicated store with this node as its only voter (others join as voters); implied without --join")
 	fs.DurationVar(&c.RaftDeadVoter, "raft-dead-voter-timeout", 2*time.Minute, "remove a voter that has been out of the cluster this long, while at least 3 voters stay")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", edge.DefaultConfig().BodyReadTimeout, "how long a request body may take to arrive after its headers (408 past it)")
+	c.MinFreeDisk, _ = diskspace.ParseWatermark(diskspace.DefaultWatermark)
+	fs.Var(watermarkValue{&c.MinFreeDisk}, "min-free-disk", "free space the data dir's filesystem keeps: below it writes get 507 and /readyz is 503; a size (512MiB), a share (5%), or a comma list whose smallest wins; 0 for none")
+	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "host:port of a listener serving net/http/pprof and expvar (off when empty; loopback only unless --debug-addr-public)")
+	fs.BoolVar(&c.DebugPublic, "debug-addr-public", false, "allow --debug-addr on a non-loopback address")
+	c.Security.register(fs)
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
 	if err := fs.Parse(args); err != nil {
@@ -158,6 +184,17 @@ func (c serveConfig) validate() error {
 	if c.Heartbeat <= 0 {
 		return bad("sse-heartbeat", "%s is not positive", c.Heartbeat)
 	}
+	if c.BodyReadTimeout <= 0 {
+		return bad("body-read-timeout", "%s is not positive", c.BodyReadTimeout)
+	}
+	if c.MaxConnections < 1 {
+		return bad("max-connections", "%d is not positive", c.MaxConnections)
+	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr, c.DebugPublic); err != nil {
+			return bad("debug-addr", "%v", err)
+		}
+	}
 	if c.MockTokenDelay < 0 {
 		return bad("mock-token-delay", "%s is negative", c.MockTokenDelay)
 	}
@@ -169,6 +206,9 @@ func (c serveConfig) validate() error {
 	default:
 		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
 	}
+	if err := c.checkSecurity(); err != nil {
+		return err
+	}
 	if c.TenantsFile != "" {
 		f, err := os.Open(c.TenantsFile)
 		if err != nil {
@@ -176,5 +216,24 @@ func (c serveConfig) validate() error {
 		}
 		_ = f.Close()
 	}
+	return nil
+}
+
+// watermarkValue is --min-free-disk as a flag.Value.
+type watermarkValue struct{ w *diskspace.Watermark }
+
+func (v watermarkValue) String() string {
+	if v.w == nil {
+		return ""
+	}
+	return v.w.String()
+}
+
+func (v watermarkValue) Set(s string) error {
+	w, err := diskspace.ParseWatermark(s)
+	if err != nil {
+		return err
+	}
+	*v.w = w
 	return nil
 }

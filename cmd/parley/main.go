@@ -2,6 +2,7 @@
 //
 //	parley serve [flags]     run a node (flags and PARLEY_* variables: parley serve -h)
 //	parley hash-key          print the tenants-file hash of the API key on stdin
+//	parley certs --out DIR NAME...  write the cluster's CA, node certificates and gossip key
 //
 // Exit codes: 0 after a clean shutdown, 2 when the node cannot start (bad
 // flag, unreadable file, port in use; one line on stderr names the cause),
@@ -44,11 +45,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stdout, stderr)
 	case "hash-key":
 		err = hashKey(stdin, stdout)
+	case "certs":
+		err = certs(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
 	default:
-		err = usageError{fmt.Errorf("unknown command %q (want serve or hash-key)", args[0])}
+		err = usageError{fmt.Errorf("unknown command %q (want serve, hash-key or certs)", args[0])}
 	}
 	var ue usageError
 	switch {
@@ -71,5 +74,7 @@ func usage(w io.Writer) {
 Usage:
   parley serve [flags]   run a node; "parley serve -h" lists the flags
   parley hash-key        read an API key on stdin, print the hash a tenants file stores
+  parley certs --out DIR NAME... [--host H]
+                         write a cluster CA, a certificate per node and the gossip key
 `)
 }

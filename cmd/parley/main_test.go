@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
 
@@ -44,7 +44,7 @@ func freePort(t *testing.T) string {
 func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 	busy := listen(t)
 	lockedDir := t.TempDir()
-	store, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: lockedDir})
+	store, err := badgerstore.Open(badgerstore.Options{Dir: lockedDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +69,11 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not text or json`},
 		{"zero idle timeout", []string{"--session-idle-timeout", "0s"}, `--session-idle-timeout: 0s is not positive`},
 		{"negative heartbeat", []string{"--sse-heartbeat", "-1s"}, `--sse-heartbeat: -1s is not positive`},
+		{"zero body read timeout", []string{"--body-read-timeout", "0s"}, `--body-read-timeout: 0s is not positive`},
+		{"no connections", []string{"--max-connections", "0"}, `--max-connections: 0 is not positive`},
+		{"public debug address", []string{"--debug-addr", "0.0.0.0:6060"}, `--debug-addr: "0.0.0.0:6060" is not a loopback address`},
+		{"debug port in use", append(free(), "--debug-addr", busy), "--debug-addr " + busy + ": port already in use"},
+		{"bad watermark", []string{"--min-free-disk", "lots"}, `invalid value "lots" for flag -min-free-disk`},
 		{"bad join", []string{"--join", "nohost"}, `--join: "nohost" is not host:port`},
 		{"stray argument", []string{"now"}, "serve takes no arguments"},
 		{"unreadable tenants file", []string{"--tenants", filepath.Join(t.TempDir(), "missing.json")}, "--tenants: open"},

@@ -15,13 +15,19 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"golang.org/x/net/netutil"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/clock"
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/persistence/diskspace"
+	"github.com/parley-chat/parley/persistence/raftstore"
+	"github.com/parley-chat/parley/persistence/sweeper"
 )
 
 // Shutdown budget: how long in-flight HTTP requests (SSE streams included)
@@ -33,7 +39,8 @@ const (
 
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
 // gracefully and returns nil. A second signal during the leave exits at
-// once.
+// once. SIGHUP reloads the tenants file (docs/tenants.md) and the cluster
+// credentials (docs/security.md).
 func serve(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
@@ -49,12 +56,22 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
-	select {
-	case sig := <-signals:
-		logger.Info("shutting down", "signal", sig.String())
-	case err := <-n.serveErr:
-		n.stop(logger)
-		return fmt.Errorf("http server: %w", err)
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+wait:
+	for {
+		select {
+		case <-hangups:
+			n.reload(logger)
+			n.security.reload(n.member, logger.With("component", "security"))
+		case sig := <-signals:
+			logger.Info("shutting down", "signal", sig.String())
+			break wait
+		case err := <-n.serveErr:
+			n.stop(logger)
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {
@@ -72,13 +89,20 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 // node is a started Parley node: storage, cluster member and HTTP server.
 type node struct {
+	tenants  *tenants.Registry
+	models   *tenantModels
+	reloads  reloadObserver
+	cfg      serveConfig
 	stores   stores
-	voters   *voterReconciler // nil without a replicated store
-	sweeper  *session.Sweeper
+	disk     *diskspace.Guard
+	voters   *raftstore.Reconciler // nil without a replicated store
+	security *nodeSecurity         // nil when the cluster runs in the clear
+	sweeper  *sweeper.Sweeper
 	member   *cluster.Node
 	http     *http.Server
 	serveErr chan error
 	stopping atomic.Bool
+	debug    *debugServer // nil without --debug-addr
 }
 
 // start brings a node up in dependency order. Anything wrong with how it
@@ -101,6 +125,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, usageError{fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, portError(err))}
 	}
 	undo = append(undo, func() { _ = httpListener.Close() })
+	var debugListener net.Listener
+	if cfg.DebugAddr != "" {
+		if debugListener, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return nil, usageError{fmt.Errorf("--debug-addr %s: %w", cfg.DebugAddr, portError(err))}
+		}
+		undo = append(undo, func() { _ = debugListener.Close() })
+	}
 	if err := checkFree("gossip-addr", cfg.GossipAddr, true); err != nil {
 		return nil, err
 	}
@@ -116,6 +147,10 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, usageError{fmt.Errorf("--data-dir: %w", err)}
 	}
+	sec, err := loadSecurity(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	registry, err := loadTenants(cfg, stdout)
 	if err != nil {
 		return nil, err
@@ -123,11 +158,11 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	metrics := edge.NewMetrics()
 	// Every tenant's model now, so that a missing API key stops the node
 	// before anything started.
-	models, err := registry.Models(model.Mock{TokenDelay: cfg.MockTokenDelay}, model.ChainConfig{Observer: metrics}, nil)
-	if err != nil {
+	models := &tenantModels{mock: model.Mock{TokenDelay: cfg.MockTokenDelay}, chain: model.ChainConfig{Observer: metrics}}
+	if err := models.build(registry); err != nil {
 		return nil, usageError{fmt.Errorf("--tenants: %w", err)}
 	}
-	st, err := openStores(cfg, logger.With("component", "storage"))
+	st, err := openStores(cfg, sec, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +175,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
-		Models:      models,
+		Models:      models.For,
 		OnUsage:     edge.ChargeTokens(registry, limiterRef.Load, logger.With("component", "ratelimit")),
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
@@ -150,7 +185,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
-	sweeper := session.StartSweeper(session.SweeperConfig{Store: store, Retention: registry.Retention, Logger: logger.With("component", "sweep")})
+	sweeper := st.startSweeper(clock.Real, registry.Retention, logger.With("component", "sweep"))
 	undo = append(undo, sweeper.Stop)
 
 	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})
@@ -174,6 +209,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	ccfg.Join = cfg.Join
 	ccfg.Logger = logger
 	ccfg.Kinds = []*protocluster.Kind{sessions, cacheKind, limiterKind}
+	sec.apply(&ccfg)
 	member, err := cluster.Start(ccfg)
 	if err != nil {
 		return nil, usageError{err}
@@ -191,37 +227,48 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	limiterRef.Store(limiter)
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1)}
+	n := &node{tenants: registry, models: models, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
+		security: sec, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
 	handler, err := edge.New(edge.Config{
-		NodeName:    cfg.NodeName,
-		Health:      n,
-		Tenants:     registry,
-		Grains:      member,
-		System:      member.System(),
-		Metrics:     metrics,
-		Cache:       cacheClient,
-		RateLimiter: edge.NewRateLimiter(limiter, cfg.TrustedProxies),
-		Logger:      logger.With("component", "http"),
+		NodeName:        cfg.NodeName,
+		Health:          n,
+		Tenants:         registry,
+		Sessions:        session.NewClient(member, member.System()),
+		Metrics:         metrics,
+		Cache:           cacheClient,
+		RateLimiter:     edge.NewRateLimiter(limiter),
+		TrustedProxies:  cfg.TrustedProxies,
+		Heartbeat:       cfg.Heartbeat,
+		Disk:            n.disk,
+		BodyReadTimeout: cfg.BodyReadTimeout,
+		Logger:          logger.With("component", "http"),
 	})
 	if err != nil {
 		return nil, err
 	}
+	// No ReadTimeout or WriteTimeout: the edge bounds each body's arrival
+	// (--body-read-timeout) and a stream lasts as long as its reply.
 	n.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    edge.ServerMaxHeaderBytes(edge.Config{}),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	limited := netutil.LimitListener(httpListener, cfg.MaxConnections)
 	go func() {
-		if err := n.http.Serve(httpListener); !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
 		}
 	}()
+	if debugListener != nil {
+		n.debug = startDebug(debugListener, logger.With("component", "debug"))
+	}
 	logger.Info("parley node started", "http", httpListener.Addr().String(), "gossip", member.GossipAddr(), "remote", member.RemoteAddr(),
-		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join)
+		"store", cfg.Store, "raft", ccfg.RaftAddr, "dataDir", cfg.DataDir, "join", cfg.Join, "tls", sec != nil)
 	return n, nil
 }
 
@@ -242,11 +289,11 @@ func (n *node) stop(logger *slog.Logger) {
 	}
 	cancel()
 	n.sweeper.Stop()
-	n.voters.stop()
+	n.voters.Stop()
 	if rs := n.stores.replicated(); rs != nil {
 		// Hand leadership over first: writes then wait for one hand-off
 		// instead of an election timeout. The node stays a voter, as it
-		// is expected back (a restart); see voterReconciler.
+		// is expected back (a restart); see raftstore.Reconciler.
 		if err := rs.TransferLeadership(); err != nil {
 			logger.Warn("handing raft leadership over", "err", err)
 		}
@@ -254,15 +301,49 @@ func (n *node) stop(logger *slog.Logger) {
 	if err := n.stores.close(); err != nil {
 		logger.Error("closing storage", "err", err)
 	}
+	n.debug.stop()
 }
 
-// Ready implements edge.Health: the node has joined the cluster and its
-// storage is open.
+// Ready implements edge.Health: the node is not draining, has joined the
+// cluster, and can write (canWrite).
 func (n *node) Ready() error {
 	if n.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	return n.member.Ready()
+	if err := n.member.Ready(); err != nil {
+		return err
+	}
+	var store leaderless
+	if rs := n.stores.replicated(); rs != nil {
+		store = rs
+	}
+	return canWrite(store, n.disk)
+}
+
+// storeLeaderGrace is how long a member of the replicated store may know
+// no raft leader (an election, or waiting to be added) before the node
+// reports that it cannot write.
+const storeLeaderGrace = 5 * time.Second
+
+// leaderless is the part of *raftstore.Store readiness asks.
+type leaderless interface {
+	LeaderlessFor() time.Duration
+}
+
+// canWrite says why the node cannot take writes, or nil: its replicated
+// store (nil with --store local) has known no leader for longer than
+// storeLeaderGrace, which is what a lost quorum looks like from a member,
+// or its disk is below the watermark.
+func canWrite(store leaderless, disk edge.DiskSpace) error {
+	if store != nil {
+		if d := store.LeaderlessFor(); d > storeLeaderGrace {
+			return fmt.Errorf("replicated store: no raft leader known for %s: no quorum of voters reachable", d.Round(time.Second))
+		}
+	}
+	if err := disk.Check(); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	return nil
 }
 
 // Voters implements edge.Voters: the replicated store's voters, none with
@@ -273,6 +354,9 @@ func (n *node) Voters() []string {
 	}
 	return nil
 }
+
+// ClusterTLS implements edge.ClusterSecurity.
+func (n *node) ClusterTLS() bool { return n.security != nil }
 
 // Members implements edge.Health.
 func (n *node) Members() any { return n.member.Members() }

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -30,7 +29,7 @@ func (s *server) cacheGet(w http.ResponseWriter, r *http.Request) {
 	value, expiresAt, ok, err := s.cfg.Cache.Get(r.Context(), tenantOf(r.Context()).ID, key)
 	switch {
 	case err != nil:
-		s.cacheError(w, r, err)
+		s.writeErr(w, r, err)
 	case !ok:
 		writeError(w, http.StatusNotFound, CodeNotFound, "no cache entry for this key")
 	default:
@@ -67,7 +66,7 @@ func (s *server) cachePut(w http.ResponseWriter, r *http.Request) {
 	key := cacheKey(r)
 	expiresAt, err := s.cfg.Cache.Put(r.Context(), tenantOf(r.Context()).ID, key, body, ttl)
 	if err != nil {
-		s.cacheError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, cacheEntry{Key: key, ExpiresAt: expiresAt.UTC().Format(time.RFC3339)})
@@ -75,24 +74,10 @@ func (s *server) cachePut(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) cacheDelete(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Cache.Delete(r.Context(), tenantOf(r.Context()).ID, cacheKey(r)); err != nil {
-		s.cacheError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *server) cacheError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, cache.ErrInvalidKey):
-		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields",
-			ErrorDetail{Field: "key", Message: "must be 1 to 512 bytes of UTF-8 without NUL"})
-	case errors.Is(err, cache.ErrValueTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "cache values are at most 64 KiB")
-	case errors.Is(err, cache.ErrInvalidTTL):
-		writeError(w, http.StatusBadRequest, CodeValidation, err.Error())
-	default:
-		s.grainError(w, r, err)
-	}
 }
 
 // modelConfigKey is the cache key under which the chat path keeps each

@@ -24,7 +24,7 @@ func TestCachePutGetDeleteOverHTTP(t *testing.T) {
 	if resp := a.do("GET", "/cache/flags", acmeKey, "", nil); resp.StatusCode != 404 || errorBody(t, resp).Error.Code != edge.CodeNotFound {
 		t.Fatalf("miss: %d", resp.StatusCode)
 	}
-	before := time.Now()
+	put := a.cacheClock.Now()
 	resp := a.cachePut("flags", acmeKey, `{"beta": true}`, "?ttl=60")
 	if resp.StatusCode != 200 {
 		t.Fatalf("put: %d", resp.StatusCode)
@@ -41,8 +41,16 @@ func TestCachePutGetDeleteOverHTTP(t *testing.T) {
 	if entry.Key != "flags" || string(entry.Value) != `{"beta":true}` {
 		t.Fatalf("entry %+v", entry)
 	}
-	if d := entry.ExpiresAt.Sub(before); d < 59*time.Second || d > 62*time.Second {
-		t.Fatalf("expires %s after the put, want about 60 s", d)
+	if want := put.Add(60 * time.Second); !entry.ExpiresAt.Equal(want) {
+		t.Fatalf("expires at %s, want %s (60 s after the put)", entry.ExpiresAt, want)
+	}
+	a.cacheClock.Advance(59 * time.Second)
+	if resp := a.do("GET", "/cache/flags", acmeKey, "", nil); resp.StatusCode != 200 {
+		t.Fatalf("1 s before its expiry: %d", resp.StatusCode)
+	}
+	a.cacheClock.Advance(time.Second)
+	if resp := a.do("GET", "/cache/flags", acmeKey, "", nil); resp.StatusCode != 404 {
+		t.Fatalf("at its expiry: %d, want 404", resp.StatusCode)
 	}
 	if resp := a.do("DELETE", "/cache/flags", acmeKey, "", nil); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d", resp.StatusCode)

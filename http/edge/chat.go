@@ -2,18 +2,13 @@ package edge
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/parley-chat/parley/actors/session"
-	"github.com/parley-chat/parley/cluster"
 )
 
 // HeaderIdempotencyKey is the optional request header of POST /chat that
@@ -57,67 +52,6 @@ type chatResponse struct {
 	Model     string      `json:"model,omitempty"`
 }
 
-// replyStream is the edge end of one reply: an actor on this node that
-// the session grain sends tokens to, feeding a bounded channel the
-// handler drains. When the channel stays full for slowReaderGrace (the
-// client reads slower than the model writes) the stream is abandoned,
-// never buffered without bound.
-type replyStream struct {
-	pid      *actor.PID
-	events   chan any
-	overflow chan struct{}
-}
-
-// slowReaderGrace is how long a full stream buffer waits for its client
-// before the stream is abandoned: long enough for a client that reads to
-// take a burst (a replayed reply arrives all at once), short enough that
-// one that stopped reading is let go.
-const slowReaderGrace = time.Second
-
-// openStream starts the actor a reply is sent to. With tokens false (a
-// stream:false request) only the first token is kept, for the
-// time-to-first-token figure: the reply's text comes whole in ReplyDone.
-func (s *server) openStream(tokens bool) *replyStream {
-	rs := &replyStream{events: make(chan any, s.cfg.StreamBuffer), overflow: make(chan struct{})}
-	sawToken := false
-	props := actor.PropsFromFunc(func(c actor.Context) {
-		switch m := c.Message().(type) {
-		case *session.Token:
-			if !tokens && sawToken {
-				return
-			}
-			sawToken = true
-			rs.put(m)
-		case *session.ReplyDone, *session.ReplyFailed:
-			rs.put(m)
-		}
-	})
-	rs.pid = s.cfg.System.Root.SpawnPrefix(props, "reply")
-	return rs
-}
-
-// put queues ev for the handler, waiting up to slowReaderGrace for room;
-// after that the stream is abandoned and later events are dropped. It
-// runs on the stream's own actor, so waiting delays nothing else.
-func (rs *replyStream) put(ev any) {
-	select {
-	case <-rs.overflow:
-		return
-	case rs.events <- ev:
-		return
-	default:
-	}
-	timer := time.NewTimer(slowReaderGrace)
-	defer timer.Stop()
-	select {
-	case rs.events <- ev:
-	case <-timer.C:
-		close(rs.overflow)
-	}
-}
-
-func (s *server) closeStream(rs *replyStream) { s.cfg.System.Root.Stop(rs.pid) }
-
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req chatRequest
@@ -126,9 +60,9 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := tenantOf(r.Context())
-	identity, err := session.Identity(tenant.ID, strings.ToLower(req.SessionID))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
+	sessionID := strings.ToLower(req.SessionID)
+	if _, err := session.Identity(tenant.ID, sessionID); err != nil {
+		s.writeErr(w, r, err)
 		return
 	}
 	idempotencyKey, rerr := idempotencyKeyOf(r)
@@ -139,26 +73,19 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 
 	prompt := s.modelConfig(r.Context(), tenant).PromptTemplate
 	streaming := req.Stream == nil || *req.Stream
-	rs := s.openStream(streaming)
-	defer s.closeStream(rs)
-	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Chat{
-		Content: req.Message, ReplyAddress: rs.pid.Address, ReplyId: rs.pid.Id, Prompt: prompt, IdempotencyKey: idempotencyKey,
+	reply, err := s.cfg.Sessions.Chat(r.Context(), tenant.ID, sessionID, session.ChatRequest{
+		Content: req.Message, Prompt: prompt, IdempotencyKey: idempotencyKey, Tokens: streaming, Buffer: s.cfg.StreamBuffer, Grace: s.cfg.SlowReaderGrace,
 	})
 	if err != nil {
-		s.grainError(w, r, err)
+		s.writeErr(w, r, err)
 		return
 	}
-	started, ok := res.(*session.ChatStarted)
-	if !ok {
-		s.grainReply(w, res)
-		return
-	}
-	hostLost := s.cfg.Grains.HostLost(started.Host)
+	defer reply.Close()
 	if streaming {
-		s.streamReply(w, r, rs, hostLost, start, tenant.ID)
+		s.streamReply(w, r, reply, start, tenant.ID)
 		return
 	}
-	s.wholeReply(w, r, rs, hostLost, start, tenant.ID)
+	s.wholeReply(w, r, reply, start, tenant.ID)
 }
 
 // idempotencyKeyOf reads the optional Idempotency-Key header: "" when it is
@@ -179,7 +106,7 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
 // as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time, tenant string) {
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -214,8 +141,10 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 		}
 		return rc.Flush() == nil
 	}
-	fail := func(code, message string) {
-		send("error", "", ErrorBody{Error: ErrorInfo{Code: code, Message: message}, TraceID: traceID})
+	fail := func(err error) {
+		if body, ok := s.errorEvent(w, r, err); ok {
+			send("error", "", body)
+		}
 	}
 	for {
 		select {
@@ -223,56 +152,56 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, rs *replySt
 			// The client went away: stop writing and free the PID now
 			// (deferred); the grain finishes and stores the reply anyway.
 			return
-		case <-rs.overflow:
-			fail("slow_consumer", "the client read too slowly; the reply is stored in the session's history")
+		case <-reply.Abandoned():
+			fail(errSlowConsumer)
 			return
 		case <-heartbeat.C:
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
 		case <-stall.C:
-			fail(CodeUnavailable, "the session stopped answering; the reply may still be stored in the session's history")
+			fail(errStalled)
 			return
-		case <-hostLost:
-			fail(CodeUnavailable, hostLostMessage)
+		case <-reply.HostLost():
+			fail(errHostLost)
 			return
-		case ev := <-rs.events:
+		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
-			switch m := ev.(type) {
-			case *session.Token:
+			switch {
+			case ev.Done != nil:
+				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
+				send("done", "", doneEvent{
+					MessageID:    ev.Done.Message.ID,
+					Usage:        usage(ev.Done),
+					LatencyMs:    time.Since(start).Milliseconds(),
+					TTFTMs:       ttft.Milliseconds(),
+					TraceID:      traceID,
+					Model:        ev.Done.Model,
+					FinishReason: ev.Done.Message.FinishReason,
+				})
+				return
+			case ev.Err != nil:
+				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
+				fail(ev.Err)
+				return
+			default:
 				if ttft == 0 {
 					ttft = time.Since(start)
 					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 				}
-				if !send("token", fmt.Sprint(m.Index), map[string]string{"text": m.Text}) {
+				if !send("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text}) {
 					return
 				}
-			case *session.ReplyDone:
-				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
-				send("done", "", doneEvent{
-					MessageID:    m.Message.Id,
-					Usage:        usage(m),
-					LatencyMs:    time.Since(start).Milliseconds(),
-					TTFTMs:       ttft.Milliseconds(),
-					TraceID:      traceID,
-					Model:        m.Model,
-					FinishReason: m.Message.FinishReason,
-				})
-				return
-			case *session.ReplyFailed:
-				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
-				fail(replyFailedCode(m), m.Message)
-				return
 			}
 		}
 	}
 }
 
 // wholeReply waits for the whole reply and answers it as one JSON body. Its
-// stream holds at most the first token and the end (openStream), so it
-// cannot overflow.
-func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStream, hostLost <-chan struct{}, start time.Time, tenant string) {
+// reply holds at most the first token and the end (ChatRequest.Tokens is
+// false), so it cannot be abandoned.
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -281,95 +210,41 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, rs *replyStr
 		case <-r.Context().Done():
 			return
 		case <-stall.C:
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session stopped answering; the reply may still be stored in its history")
+			s.writeErr(w, r, errStalled)
 			return
-		case <-hostLost:
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, hostLostMessage)
+		case <-reply.HostLost():
+			s.writeErr(w, r, errHostLost)
 			return
-		case ev := <-rs.events:
+		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
-			switch m := ev.(type) {
-			case *session.Token:
-				if ttft == 0 {
-					ttft = time.Since(start)
-					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
-				}
-			case *session.ReplyDone:
-				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
+			switch {
+			case ev.Done != nil:
+				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
 				writeJSON(w, http.StatusOK, chatResponse{
-					Message:   toJSON(m.Message),
-					Usage:     usage(m),
+					Message:   toJSON(ev.Done.Message),
+					Usage:     usage(ev.Done),
 					LatencyMs: time.Since(start).Milliseconds(),
 					TTFTMs:    ttft.Milliseconds(),
 					TraceID:   w.Header().Get(HeaderTraceID),
-					Model:     m.Model,
+					Model:     ev.Done.Model,
 				})
 				return
-			case *session.ReplyFailed:
-				s.cfg.Metrics.replyTokens(tenant, m.Model, int(m.PromptTokens), int(m.CompletionTokens))
-				if code := replyFailedCode(m); code == CodeUpstreamFailed {
-					writeError(w, http.StatusBadGateway, code, m.Message)
-					return
-				}
-				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, m.Message)
+			case ev.Err != nil:
+				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
+				s.writeErr(w, r, ev.Err)
 				return
+			case ttft == 0:
+				ttft = time.Since(start)
+				s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 			}
 		}
 	}
 }
 
-// replyFailedCode is the contract's code for a failed reply.
-func replyFailedCode(f *session.ReplyFailed) string {
-	if f.Code == session.CodeUpstreamFailed {
-		return CodeUpstreamFailed
-	}
-	return CodeUnavailable
-}
-
-func usage(d *session.ReplyDone) Usage {
+func usage(d *session.Done) Usage {
 	return Usage{
 		PromptTokens:     int(d.PromptTokens),
 		CompletionTokens: int(d.CompletionTokens),
 		TotalTokens:      int(d.PromptTokens + d.CompletionTokens),
-	}
-}
-
-// hostLostMessage ends a reply whose session's node failed mid-reply: the
-// user message is stored, the reply is not.
-const hostLostMessage = "the session's node failed before the reply was finished; your message is stored, the reply is not: send it again, with the same Idempotency-Key to get a reply without storing it twice"
-
-// grainError maps a failed grain call to 503 (the cluster is re-forming or
-// the node is leaving: retry) or the caller's own cancellation.
-func (s *server) grainError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(r.Context().Err(), context.Canceled) {
-		return // the client is gone; nobody reads the answer
-	}
-	s.cfg.Logger.Warn("grain call failed", "err", err, "traceId", w.Header().Get(HeaderTraceID))
-	w.Header().Set("Retry-After", "1")
-	msg := "the session is unavailable; retry shortly"
-	switch {
-	case errors.Is(err, cluster.ErrShuttingDown):
-		msg = "this node is shutting down; retry on another"
-	case errors.Is(err, cluster.ErrHostLost):
-		msg = "the session's node failed while handling the request; it may or may not have been stored: retry, with the same Idempotency-Key to store it once"
-	}
-	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, msg)
-}
-
-// grainReply answers a grain's Failure (or an unexpected reply).
-func (s *server) grainReply(w http.ResponseWriter, res any) {
-	f, ok := res.(*session.Failure)
-	switch {
-	case !ok:
-		writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf("unexpected reply %T", res))
-	case f.Code == session.CodeConflict:
-		writeError(w, http.StatusConflict, CodeConflict, "a reply is already in progress in this session; wait for it to finish")
-	case f.Code == session.CodeInvalidArgument:
-		writeError(w, http.StatusBadRequest, CodeValidation, f.Message)
-	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, f.Message)
 	}
 }

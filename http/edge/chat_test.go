@@ -39,6 +39,8 @@ type api struct {
 	node   *cluster.Node
 	grains *countingGrains
 	gate   *gatedModel
+	// cacheClock is the time of the cache grains (TTLs), a fake clock.
+	cacheClock *testkit.FakeClock
 }
 
 // countingGrains passes calls to the node and counts them.
@@ -78,13 +80,13 @@ func (m *gatedModel) Stream(ctx context.Context, req model.Request, emit func(st
 func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	t.Helper()
 	store := testkit.OpenStore(t, "")
-	a := &api{t: t, gate: &gatedModel{}}
+	a := &api{t: t, gate: &gatedModel{}, cacheClock: testkit.NewFakeClock(time.Time{})}
 	c := testkit.NewCluster(t, 1, testkit.WithConfig(func(_ int, cfg *cluster.Config) {
 		kind, err := session.NewKind(session.Config{Store: store, Model: a.gate, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: cfg.Logger})
+		cacheKind, err := cache.NewKind(cache.Config{Store: store, Clock: a.cacheClock, Logger: cfg.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +103,7 @@ func newAPI(t *testing.T, adjust func(*edge.Config)) *api {
 	metrics := edge.NewMetrics()
 	cacheClient := cache.NewClient(a.node)
 	cacheClient.Observer = metrics
-	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(),
+	cfg := edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Sessions: session.NewClient(a.grains, a.node.System()),
 		Cache: cacheClient, Metrics: metrics, Logger: testkit.NewLogger(t)}
 	if adjust != nil {
 		adjust(&cfg)
@@ -191,6 +193,7 @@ func TestChatStreamsTokensAsServerSentEvents(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, nil)
 	sid := uuid.NewString()
+	sent := time.Now()
 	resp := a.chat(acmeKey, sid, "hello there", true)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -235,10 +238,16 @@ func TestChatStreamsTokensAsServerSentEvents(t *testing.T) {
 		usage["totalTokens"] != usage["promptTokens"].(float64)+usage["completionTokens"].(float64) {
 		t.Fatalf("done %v (trace %s)", done, traceID)
 	}
-	for _, f := range []string{"latencyMs", "ttftMs"} {
-		if _, ok := done[f].(float64); !ok {
-			t.Errorf("done lacks %s: %v", f, done)
-		}
+	// The edge's figures lie inside what the client saw: the first token
+	// no later than the whole reply, the reply no longer than the request
+	// took from here, both whole milliseconds (not seconds, not
+	// nanoseconds). An ordering, not a timing: it holds on any machine.
+	took := time.Since(sent).Milliseconds() + 1
+	latency, okL := done["latencyMs"].(float64)
+	ttft, okT := done["ttftMs"].(float64)
+	if !okL || !okT || ttft != float64(int64(ttft)) || latency != float64(int64(latency)) ||
+		ttft < 0 || ttft > latency || latency > float64(took) {
+		t.Errorf("ttftMs %v, latencyMs %v: want 0 <= ttftMs <= latencyMs <= %d ms, the request as the client saw it", done["ttftMs"], done["latencyMs"], took)
 	}
 
 	h := a.history(acmeKey, sid, "")
@@ -612,9 +621,25 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	sid := uuid.NewString()
 	streamed := a.chat(acmeKey, sid, "one", true)
 	a.gate.next <- struct{}{}
-	whole := make(chan *http.Response, 1)
+	// The second chat runs on a goroutine of its own, which must not
+	// fail the test: it hands its answer, or its error, back.
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	whole := make(chan answer, 1)
 	other := uuid.NewString()
-	go func() { whole <- a.chat(acmeKey, other, "two", false) }()
+	go func() {
+		req, err := http.NewRequest("POST", a.url+"/chat", strings.NewReader(fmt.Sprintf(`{"sessionId": %q, "message": "two", "stream": false}`, other)))
+		if err != nil {
+			whole <- answer{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+acmeKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		whole <- answer{resp, err}
+	}()
 	testkit.Eventually(t, 10*time.Second, func() error {
 		if h := a.history(acmeKey, other, ""); len(h.Messages) != 1 {
 			return fmt.Errorf("second chat not started")
@@ -639,7 +664,12 @@ func TestReplyEndsWhenTheSessionsNodeFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable {
 		t.Fatalf("error event %q (%v)", last.Data, err)
 	}
-	resp := <-whole
+	ans := <-whole
+	if ans.err != nil {
+		t.Fatalf("stream false: %v", ans.err)
+	}
+	resp := ans.resp
+	t.Cleanup(func() { _ = resp.Body.Close() })
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || errorBody(t, resp).Error.Code != edge.CodeUnavailable {
 		t.Fatalf("stream false: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

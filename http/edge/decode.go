@@ -7,25 +7,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
 )
-
-// requestError is a 4xx the decoder found: status, code and details.
-type requestError struct {
-	status  int
-	code    string
-	message string
-	details []ErrorDetail
-}
-
-func (e *requestError) Error() string { return e.message }
-
-func (e *requestError) write(w http.ResponseWriter) {
-	writeError(w, e.status, e.code, e.message, e.details...)
-}
 
 // decodeJSON reads the body into v strictly: application/json only (415),
 // within the body limit (413), no unknown fields, no trailing data, right
@@ -43,7 +30,7 @@ func decodeJSON(r *http.Request, v any) *requestError {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.As(err, &tooBig) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return jsonError(err)
 		}
 		return &requestError{status: http.StatusBadRequest, code: CodeBadRequest, message: "body has data after the JSON object"}
@@ -63,6 +50,8 @@ func jsonError(err error) *requestError {
 	switch {
 	case errors.As(err, &tooBig):
 		return &requestError{status: http.StatusRequestEntityTooLarge, code: CodeTooLarge, message: fmt.Sprintf("request body is over %d bytes", tooBig.Limit)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &requestError{status: http.StatusRequestTimeout, code: CodeRequestTimeout, message: "the request body did not arrive in time"}
 	case errors.Is(err, io.EOF):
 		return bad("request body is empty; expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

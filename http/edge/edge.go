@@ -1,26 +1,18 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 )
-
-// Grains is how the edge reaches grains: *cluster.Node.
-type Grains interface {
-	Request(ctx context.Context, identity, kind string, msg any) (any, error)
-	// HostLost is closed when the node at an actor-remote address is
-	// declared failed (nil: never).
-	HostLost(address string) <-chan struct{}
-}
 
 // Config is what the edge needs from the node it runs on. Zero durations
 // and sizes take the defaults in DefaultConfig.
@@ -31,19 +23,35 @@ type Config struct {
 	Health Health
 	// Tenants resolves API keys. Required.
 	Tenants *tenants.Registry
-	// Grains reaches session grains. Required.
-	Grains Grains
-	// System is this node's actor system, where reply streams live.
-	System *actor.ActorSystem
+	// Sessions reaches the ChatSession grains. Required.
+	Sessions *session.Client
 	// Cache serves /cache/{key} and the chat path's model config; without
 	// it /cache is 404 and chats read the tenants file directly.
 	Cache *cache.Client
+	// Disk is the free-disk watermark POST /chat and PUT /cache are
+	// checked against (507 below it); none when nil.
+	Disk DiskSpace
 	// RateLimiter checks every /chat request; none when nil.
 	RateLimiter RateLimiter
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed for
+	// the client address (RealIP). None by default: the socket peer is the
+	// client.
+	TrustedProxies []netip.Prefix
 	// Metrics are served at /metrics; NewMetrics() when nil.
 	Metrics *Metrics
 	// MaxBodyBytes bounds request bodies (413 above). Default 64 KiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout is how long a request body may take to arrive
+	// after its headers (408 past it). Default 10 s.
+	BodyReadTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 above).
+	// Default 16 KiB. The http.Server must allow more
+	// (ServerMaxHeaderBytes) for the edge to see the request at all.
+	MaxHeaderBytes int
+	// AuthFailuresPerMinute is how many failed authentications a client
+	// IP may make in a minute before every request from it that needs a
+	// key is refused with 429 until the minute ends. Default 20.
+	AuthFailuresPerMinute int
 	// Heartbeat is the interval of SSE ": ping" comments. Default 15 s.
 	Heartbeat time.Duration
 	// StallTimeout ends a reply the session stopped sending for this
@@ -52,19 +60,46 @@ type Config struct {
 	// StreamBuffer bounds the events waiting for a slow client; past it
 	// the stream ends with an error. Default 256.
 	StreamBuffer int
+	// SlowReaderGrace is how long a full stream buffer waits for its
+	// client before the stream is abandoned: long enough for a client that
+	// reads to take a burst (a replayed reply arrives all at once), short
+	// enough that one that stopped reading is let go. Default 1 s.
+	SlowReaderGrace time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, Heartbeat: 15 * time.Second, StallTimeout: 30 * time.Second, StreamBuffer: 256}
+	return Config{
+		MaxBodyBytes:          64 << 10,
+		BodyReadTimeout:       10 * time.Second,
+		MaxHeaderBytes:        16 << 10,
+		AuthFailuresPerMinute: 20,
+		Heartbeat:             15 * time.Second,
+		StallTimeout:          30 * time.Second,
+		StreamBuffer:          256,
+		SlowReaderGrace:       time.Second,
+	}
 }
+
+// maxAuthFailureIPs bounds the addresses the failed-authentication limit
+// tracks per minute (a few MiB at most).
+const maxAuthFailureIPs = 100_000
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = d.BodyReadTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = d.AuthFailuresPerMinute
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = d.Heartbeat
@@ -74,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamBuffer == 0 {
 		c.StreamBuffer = d.StreamBuffer
+	}
+	if c.SlowReaderGrace == 0 {
+		c.SlowReaderGrace = d.SlowReaderGrace
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
@@ -88,10 +126,8 @@ func (c Config) Validate() error {
 		return errors.New("edge config: Health is nil")
 	case c.Tenants == nil:
 		return errors.New("edge config: Tenants is nil")
-	case c.Grains == nil:
-		return errors.New("edge config: Grains is nil")
-	case c.System == nil:
-		return errors.New("edge config: System is nil")
+	case c.Sessions == nil:
+		return errors.New("edge config: Sessions is nil")
 	case c.Logger == nil:
 		return errors.New("edge config: Logger is nil")
 	}
@@ -99,7 +135,8 @@ func (c Config) Validate() error {
 }
 
 type server struct {
-	cfg Config
+	cfg          Config
+	authFailures *authFailures
 }
 
 // New returns the edge's HTTP handler.
@@ -108,11 +145,12 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, authFailures: newAuthFailures(cfg.AuthFailuresPerMinute, maxAuthFailureIPs, time.Now)}
 	r := chi.NewRouter()
-	// The order is the contract's: recover, trace id, access log, body
-	// limit, tenant auth, rate limits, handler.
-	r.Use(withRecover(cfg.Logger), withTraceID, withAuthSlot, s.withAccessLog)
+	// The order is the contract's: recover, trace id, client address,
+	// access log, header and body-time limits, body limit, tenant auth,
+	// rate limits, handler.
+	r.Use(withRecover(cfg.Logger), withTraceID, RealIP(cfg.TrustedProxies), withAuthSlot, s.withAccessLog, s.withHeaderLimit, s.withBodyDeadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
@@ -124,13 +162,13 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.handler())
 	r.Group(func(r chi.Router) {
 		r.Use(s.withBodyLimit, s.withAuth, s.withRateLimit)
-		r.Post("/chat", s.chat)
+		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Post("/chat/{sessionId}/stop", s.stopReply)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
 		if cfg.Cache != nil {
 			r.Get("/cache/*", s.cacheGet)
-			r.Put("/cache/*", s.cachePut)
+			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)
 			r.Delete("/cache/*", s.cacheDelete)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/actors/testkit"
 )
@@ -33,11 +34,21 @@ func (g *noGrains) Request(context.Context, string, string, any) (any, error) {
 
 func newTestEdge(t *testing.T, h Health) http.Handler {
 	t.Helper()
+	return newTestEdgeWith(t, h, nil)
+}
+
+// newTestEdgeWith is newTestEdge with its Config changed by tweak first.
+func newTestEdgeWith(t *testing.T, h Health, tweak func(*Config)) http.Handler {
+	t.Helper()
 	reg, err := tenants.Parse(strings.NewReader(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "` + tenants.HashKey("k") + `"}]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler, err := New(Config{NodeName: "node-a", Health: h, Tenants: reg, Grains: &noGrains{}, System: testkit.NewActorSystem(t), Logger: testkit.NewLogger(t)})
+	cfg := Config{NodeName: "node-a", Health: h, Tenants: reg, Sessions: session.NewClient(&noGrains{}, testkit.NewActorSystem(t)), Logger: testkit.NewLogger(t)}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	handler, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,15 @@ type readyzResponse struct {
 	Node    string   `json:"node"`
 	Members any      `json:"members"`
 	Voters  []string `json:"voters,omitempty"`
+	TLS     *bool    `json:"tls,omitempty"`
+}
+
+// ClusterSecurity is implemented by a Health that knows whether its node's
+// inter-node planes are secured: /readyz then says so in "tls".
+type ClusterSecurity interface {
+	// ClusterTLS reports whether gossip is encrypted and the remote and
+	// raft ports run mutual TLS.
+	ClusterTLS() bool
 }
 
 // Voters is implemented by a Health whose node runs a replicated store:
@@ -37,13 +46,16 @@ type Voters interface {
 // and 503 with the reason otherwise.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Health.Ready(); err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+		(&requestError{status: http.StatusServiceUnavailable, code: CodeNotReady, message: err.Error(), retryAfter: retry}).write(w)
 		return
 	}
 	body := readyzResponse{Status: "ready", Node: s.cfg.NodeName, Members: s.cfg.Health.Members()}
 	if v, ok := s.cfg.Health.(Voters); ok {
 		body.Voters = v.Voters()
+	}
+	if c, ok := s.cfg.Health.(ClusterSecurity); ok {
+		secured := c.ClusterTLS()
+		body.TLS = &secured
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -30,72 +30,58 @@ type historyResponse struct {
 	NextCursor *string       `json:"nextCursor"`
 }
 
-func toJSON(m *session.Message) messageJSON {
+func toJSON(m session.Entry) messageJSON {
 	return messageJSON{
-		ID:           m.Id,
+		ID:           m.ID,
 		Seq:          m.Seq,
 		Role:         m.Role,
 		Content:      m.Content,
-		CreatedAt:    time.Unix(0, m.CreatedAtUnixNano).UTC().Format(time.RFC3339Nano),
-		TokenCount:   int(m.TokenCount),
-		FinishReason: finishReason(m),
+		CreatedAt:    m.CreatedAt.UTC().Format(time.RFC3339Nano),
+		TokenCount:   m.TokenCount,
+		FinishReason: m.FinishReason,
 	}
 }
 
-// finishReason is an assistant message's finish reason; one stored before
-// they were kept was a finished reply (M1 stored no other).
-func finishReason(m *session.Message) string {
-	if m.FinishReason == "" && m.Role == "assistant" {
-		return "stop"
+// sessionIDOf reads {sessionId} and checks that it names a session of the
+// authenticated tenant: the tenant comes only from the key.
+func (s *server) sessionIDOf(w http.ResponseWriter, r *http.Request) (tenant, sessionID string, ok bool) {
+	tenant, sessionID = tenantOf(r.Context()).ID, strings.ToLower(chi.URLParam(r, "sessionId"))
+	if _, err := session.Identity(tenant, sessionID); err != nil {
+		s.writeErr(w, r, err)
+		return "", "", false
 	}
-	return m.FinishReason
-}
-
-// sessionIdentity reads {sessionId} and builds the grain identity of the
-// authenticated tenant's session: the tenant comes only from the key.
-func sessionIdentity(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, err := session.Identity(tenantOf(r.Context()).ID, strings.ToLower(chi.URLParam(r, "sessionId")))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid fields", ErrorDetail{Field: "sessionId", Message: "must be a UUID"})
-		return "", false
-	}
-	return id, true
+	return tenant, sessionID, true
 }
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
-	identity, ok := sessionIdentity(w, r)
+	tenant, sessionID, ok := s.sessionIDOf(w, r)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	req := &session.History{Limit: session.DefaultHistoryLimit}
+	limit, before := session.DefaultHistoryLimit, uint64(0)
 	var details []ErrorDetail
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > session.MaxHistoryLimit {
 			details = append(details, ErrorDetail{Field: "limit", Message: "must be a whole number from 1 to 100"})
 		}
-		req.Limit = int32(n)
+		limit = n
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
 			details = append(details, ErrorDetail{Field: "before", Message: "must be a nextCursor from an earlier page"})
 		}
-		req.Before = n
+		before = n
 	}
 	if details != nil {
 		writeError(w, http.StatusBadRequest, CodeValidation, "request has invalid query parameters", details...)
 		return
 	}
-	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, req)
+	page, err := s.cfg.Sessions.History(r.Context(), tenant, sessionID, limit, before)
 	if err != nil {
-		s.grainError(w, r, err)
-		return
-	}
-	page, ok := res.(*session.Page)
-	if !ok {
-		s.grainReply(w, res)
+		s.writeErr(w, r, err)
 		return
 	}
 	out := historyResponse{Messages: make([]messageJSON, 0, len(page.Messages))}
@@ -110,17 +96,12 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) {
-	identity, ok := sessionIdentity(w, r)
+	tenant, sessionID, ok := s.sessionIDOf(w, r)
 	if !ok {
 		return
 	}
-	res, err := s.cfg.Grains.Request(r.Context(), identity, session.Kind, &session.Clear{})
-	if err != nil {
-		s.grainError(w, r, err)
-		return
-	}
-	if _, ok := res.(*session.Cleared); !ok {
-		s.grainReply(w, res)
+	if err := s.cfg.Sessions.Clear(r.Context(), tenant, sessionID); err != nil {
+		s.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

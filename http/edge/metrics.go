@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
+	"github.com/parley-chat/parley/actors/session"
 )
 
 // Metrics are the node's Prometheus metrics, served at GET /metrics
@@ -26,6 +28,7 @@ type Metrics struct {
 	cacheGets    *prometheus.CounterVec
 
 	rateUnavailable *prometheus.CounterVec
+	reloadErrors    prometheus.Counter
 
 	modelTokens    *prometheus.CounterVec
 	upstreamTTFT   *prometheus.HistogramVec
@@ -62,6 +65,9 @@ func NewMetrics() *Metrics {
 		rateUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_ratelimit_unavailable_total", Help: "Rate-limit checks a scope's limiter did not answer in time.",
 		}, []string{"scope"}),
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_config_reload_errors_total", Help: "Reloads of the tenants file (SIGHUP) that failed and kept the running config.",
+		}),
 		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
 		}, []string{"result"}),
@@ -78,11 +84,14 @@ func NewMetrics() *Metrics {
 			Name: "parley_upstream_errors_total", Help: "Failed upstream model calls by model and code (rate_limited, server_error, timeout…).",
 		}, []string{"model", "code"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets,
+	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets, m.reloadErrors,
 		m.modelTokens, m.upstreamTTFT, m.upstreamErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// ConfigReloadFailed counts one reload of the tenants file that failed.
+func (m *Metrics) ConfigReloadFailed() { m.reloadErrors.Inc() }
 
 // GrainActivated counts one activation of a grain kind.
 func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
@@ -96,9 +105,24 @@ func (m *Metrics) CacheGet(hit bool) {
 	m.cacheGets.WithLabelValues(result).Inc()
 }
 
+// observeRequest counts one request. route must already be bounded (a
+// chi pattern or "unmatched"); the method is bounded here, so that no
+// client, authenticated or not, can add series.
 func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// methodLabel is method when it is one of the methods of RFC 9110 and
+// RFC 5789, else "OTHER": the method is whatever token a client sends.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // Decision implements ratelimit.Observer: one scope's answer.
@@ -137,4 +161,13 @@ func (m *Metrics) replyTokens(tenant, name string, prompt, completion int) {
 
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// failedReplyTokens counts the tokens of a reply whose model failed: what
+// the provider spent before it failed is spent all the same.
+func (m *Metrics) failedReplyTokens(tenant string, err error) {
+	var upstream *session.UpstreamError
+	if errors.As(err, &upstream) {
+		m.replyTokens(tenant, upstream.Model, upstream.PromptTokens, upstream.CompletionTokens)
+	}
 }

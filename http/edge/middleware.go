@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -53,10 +52,11 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 		elapsed := time.Since(start)
 		s.cfg.Metrics.observeRequest(route, r.Method, rec.status, elapsed)
 		level := slog.LevelInfo
-		if strings.HasSuffix(route, "z") || route == "/metrics" {
+		info, _ := r.Context().Value(tenantKey{}).(*authInfo)
+		if strings.HasSuffix(route, "z") || route == "/metrics" || (info != nil && info.refused) {
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "ms", elapsed.Milliseconds(), "traceId", w.Header().Get(HeaderTraceID)}
+		attrs := []any{"method", methodLabel(r.Method), "route", route, "status", rec.status, "ms", elapsed.Milliseconds(), "traceId", w.Header().Get(HeaderTraceID)}
 		if t := tenantOf(r.Context()); t != nil {
 			attrs = append(attrs, "tenant", t.ID)
 		}
@@ -69,6 +69,7 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.MaxBodyBytes {
+			refuseBeforeBody(w, r)
 			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is over "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
 			return
 		}
@@ -82,6 +83,10 @@ type tenantKey struct{}
 type authInfo struct {
 	tenant *tenants.Tenant
 	keyID  string
+	// refused: withAuth turned the request away (401, or 429 for an
+	// address past its failure budget); logged at debug, so that a flood
+	// of bad keys does not flood the log too.
+	refused bool
 }
 
 // tenantOf returns the authenticated tenant (nil before withAuth).
@@ -101,28 +106,63 @@ func keyIDOf(ctx context.Context) string {
 }
 
 // withAuth resolves the tenant from "Authorization: Bearer <key>"; a
-// missing or unknown key is 401 and nothing further runs. The info is put
-// into the request's context by pointer so the access log, outside this
-// middleware, can name the tenant.
+// missing or unknown key is 401 and nothing further runs. A client IP
+// past its failed-authentication budget (authFailures) is refused with 429
+// before its key is looked at. Both answers come before the body is read,
+// and close the connection rather than wait for a body nobody will read.
+// The info is put into the request's context by pointer so the access
+// log, outside this middleware, can name the tenant.
 func (s *server) withAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
+		info, _ := r.Context().Value(tenantKey{}).(*authInfo)
+		ip := authKey(ClientIP(r.Context()))
+		if wait, blocked := s.authFailures.blocked(ip); blocked {
+			if info != nil {
+				info.refused = true
+			}
+			refuseBeforeBody(w, r)
+			secs := int64((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			writeError(w, http.StatusTooManyRequests, CodeAuthRateLimited, "too many failed authentications from this address; retry after the Retry-After delay")
 			return
 		}
-		tenant, keyID, ok := s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
+		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		var tenant *tenants.Tenant
+		var keyID string
+		ok := strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(key) != ""
+		if ok {
+			tenant, keyID, ok = s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
+		}
 		if !ok {
+			s.authFailures.failed(ip)
+			if info != nil {
+				info.refused = true
+			}
+			refuseBeforeBody(w, r)
+			if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+				writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "unknown API key")
 			return
 		}
-		if info, ok := r.Context().Value(tenantKey{}).(*authInfo); ok {
+		if info != nil {
 			info.tenant, info.keyID = tenant, keyID
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseBeforeBody makes a response written before the request's body was
+// read close the connection: net/http otherwise reads the rest of the body
+// before it sends the response, which a client declaring a body it never
+// sends turns into a wait of BodyReadTimeout.
+func refuseBeforeBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // withAuthSlot makes room in the context for withAuth's result before the
@@ -134,7 +174,8 @@ func withAuthSlot(next http.Handler) http.Handler {
 }
 
 // RateLimiter is the seam the rate-limit middleware calls for every
-// authenticated request (docs/rate-limiting.md). Nil means no limits.
+// authenticated request (docs/rate-limiting.md). Nil means no limits. Its
+// errors are answered by the edge's error map (errors.go).
 type RateLimiter interface {
 	Check(r *http.Request, tenant *tenants.Tenant, keyID string) (RateDecision, error)
 }
@@ -161,15 +202,8 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, err := s.cfg.RateLimiter.Check(r, tenantOf(r.Context()), keyIDOf(r.Context()))
-		var rerr *requestError
-		if errors.As(err, &rerr) {
-			rerr.write(w)
-			return
-		}
 		if err != nil {
-			s.cfg.Logger.Error("rate limiter", "err", err, "traceId", w.Header().Get(HeaderTraceID))
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable; retry")
+			s.writeErr(w, r, err)
 			return
 		}
 		if len(d.Unavailable) > 0 {
@@ -185,9 +219,8 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 			h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
 		}
 		if !d.Allowed {
-			secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
-			w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded for scope "+d.Scope)
+			refuseBeforeBody(w, r)
+			s.writeErr(w, r, &rateLimited{scope: d.Scope, retryAfter: d.RetryAfter})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -3,10 +3,10 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -23,13 +23,12 @@ const maxUserIDBytes = 256
 // (docs/rate-limiting.md).
 type scopeLimiter struct {
 	limiter *ratelimit.Limiter
-	trusted []netip.Prefix
 }
 
-// NewRateLimiter returns the RateLimiter the edge uses in production.
-// trusted lists the proxies whose X-Forwarded-For is believed.
-func NewRateLimiter(l *ratelimit.Limiter, trusted []netip.Prefix) RateLimiter {
-	return &scopeLimiter{limiter: l, trusted: trusted}
+// NewRateLimiter returns the RateLimiter the edge uses in production. The
+// ip scope counts under the client address RealIP found.
+func NewRateLimiter(l *ratelimit.Limiter) RateLimiter {
+	return &scopeLimiter{limiter: l}
 }
 
 // Check implements RateLimiter.
@@ -42,12 +41,12 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 		}
 		user = v
 	}
-	ip := ratelimit.ClientIP(r.RemoteAddr, r.Header.Get("X-Forwarded-For"), s.trusted)
+	ip := ClientIP(r.Context())
 	rl := t.RateLimit
 	checks := []ratelimit.ScopeCheck{
-		{Scope: ratelimit.ScopeTenant, ID: t.ID, Limits: &ratelimit.Limits{PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)}},
-		{Scope: ratelimit.ScopeUser, ID: user, Limits: &ratelimit.Limits{PerMinute: int64(rl.User.PerMinute)}},
-		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), Limits: &ratelimit.Limits{PerMinute: int64(rl.IP.PerMinute)}},
+		{Scope: ratelimit.ScopeTenant, ID: t.ID, PerMinute: int64(rl.PerMinute), Burst: int64(rl.Burst)},
+		{Scope: ratelimit.ScopeUser, ID: user, PerMinute: int64(rl.User.PerMinute)},
+		{Scope: ratelimit.ScopeIP, ID: ratelimit.IPKey(ip), PerMinute: int64(rl.IP.PerMinute)},
 	}
 	if rl.TokensPerMinute > 0 && r.Method == http.MethodPost && r.URL.Path == "/chat" {
 		// One token: refused once the minute's tokens are spent. The
@@ -55,12 +54,11 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 		checks = append(checks, tokensCheck(t, 1))
 	}
 	res, err := s.limiter.Check(r.Context(), t.ID, checks, ratelimit.UnavailablePolicy(rl.OnLimiterUnavailable))
-	if errors.Is(err, ratelimit.ErrBadIdentity) {
-		return RateDecision{}, &requestError{status: http.StatusBadRequest, code: CodeValidation, message: "request has invalid headers",
-			details: []ErrorDetail{{Field: "X-User-Id", Message: "must be 1 to 256 bytes of UTF-8 without NUL"}}}
-	}
-	if err != nil {
-		return RateDecision{}, err
+	switch {
+	case errors.Is(err, ratelimit.ErrBadIdentity):
+		return RateDecision{}, err // the client's X-User-Id: a 400
+	case err != nil:
+		return RateDecision{}, fmt.Errorf("%w: %w", errLimiterUnavailable, err)
 	}
 	var unavailable []string
 	for _, scope := range res.Unavailable {
@@ -78,7 +76,7 @@ func (s *scopeLimiter) Check(r *http.Request, t *tenants.Tenant, keyID string) (
 }
 
 func tokensCheck(t *tenants.Tenant, cost int) ratelimit.ScopeCheck {
-	return ratelimit.ScopeCheck{Scope: ratelimit.ScopeTokens, ID: t.ID, Limits: &ratelimit.Limits{PerMinute: int64(t.RateLimit.TokensPerMinute)},
+	return ratelimit.ScopeCheck{Scope: ratelimit.ScopeTokens, ID: t.ID, PerMinute: int64(t.RateLimit.TokensPerMinute),
 		Cost: int32(min(cost, math.MaxInt32))}
 }
 

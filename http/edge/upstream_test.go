@@ -48,7 +48,7 @@ func newUpstreamAPI(t *testing.T, up *openaitest.Server, fallbacks string) *api 
 	}))
 	a := &api{t: t, node: c.Node(0), gate: &gatedModel{}}
 	a.grains = &countingGrains{node: a.node}
-	h, err := edge.New(edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Grains: a.grains, System: a.node.System(),
+	h, err := edge.New(edge.Config{NodeName: "n", Health: readyHealth{}, Tenants: reg, Sessions: session.NewClient(a.grains, a.node.System()),
 		Metrics: metrics, Logger: testkit.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)

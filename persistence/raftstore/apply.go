@@ -122,10 +122,16 @@ func (s *Store) serveApply(body []byte, timeout time.Duration) result {
 		return result{err: err}
 	}
 	defer release()
-	if _, err := decodeCommand(body); err != nil {
+	c, err := decodeCommand(body)
+	if err != nil {
 		// A member running a newer format; nothing reaches the log that
 		// this member could not apply itself.
 		return result{err: fmt.Errorf("forwarded command refused: %w", err)}
+	}
+	if c.op == opSweep {
+		// Only the leader sweeps, with its own clock and tenants config;
+		// a member of an earlier version still forwards its sweeps.
+		return result{err: errors.New("forwarded sweep refused: only the leader sweeps")}
 	}
 	return s.applyOnLeader(body, time.Now().Add(timeout))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // BenchmarkAppend measures one acknowledged append of one message: on the
@@ -21,7 +22,7 @@ import (
 //	go test -run '^$' -bench Append -benchtime 2s ./persistence/raftstore/
 func BenchmarkAppend(b *testing.B) {
 	b.Run("badger-sync", func(b *testing.B) {
-		s, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: b.TempDir(), Logger: discardLogger()})
+		s, err := badgerstore.Open(badgerstore.Options{Dir: b.TempDir(), Logger: discardLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func BenchmarkAppend(b *testing.B) {
 // single-node Badger store for reference.
 func BenchmarkMeta(b *testing.B) {
 	b.Run("badger", func(b *testing.B) {
-		s, err := persistence.OpenBadger(persistence.BadgerOptions{Dir: b.TempDir(), Logger: discardLogger()})
+		s, err := badgerstore.Open(badgerstore.Options{Dir: b.TempDir(), Logger: discardLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}

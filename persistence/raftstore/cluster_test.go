@@ -177,16 +177,12 @@ func testNoQuorum(t *testing.T, survivorLeads bool) {
 		}
 	}
 	s := c.store(survivor)
-	start := time.Now()
+	// It fails rather than hangs (the test's own deadline is the bound:
+	// durations on a loaded machine are make chaos's business).
 	_, err := s.Append(t.Context(), key, 5, []persistence.Message{msg(6, "refused")}, persistence.AppendOptions{})
-	took := time.Since(start)
 	if !errors.Is(err, ErrNoQuorum) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Append without a quorum: %v, want ErrNoQuorum", err)
 	}
-	if took > applyTimeout+500*time.Millisecond {
-		t.Fatalf("Append without a quorum took %s, want about ApplyTimeout %s", took, applyTimeout)
-	}
-	t.Logf("Append without a quorum failed after %s: %v", took.Round(time.Millisecond), err)
 	if err := s.Put(t.Context(), persistence.KVKey{Tenant: "acme", Space: "cache", Key: "k"}, []byte("v"), time.Time{}); !errors.Is(err, ErrNoQuorum) {
 		t.Fatalf("Put without a quorum: %v, want ErrNoQuorum", err)
 	}

@@ -3,7 +3,6 @@ package raftstore
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/persistence"
@@ -17,28 +16,25 @@ import (
 // machine. Both are sent to the leader by members that are not (forward.go),
 // and their results come back the same way.
 //
-// All three are a format byte, then the fields of their kind in the framing
-// of internal/wire. A later format gets a new first byte; a member refuses (and
-// logs) a command it cannot decode, which every member does alike, so the
-// copies never diverge over it. Every member of a group must therefore run a
-// version that knows every format in its log before the group is asked to
-// write one.
-
-// The formats. A command or result is written in the oldest format that
-// carries it: format 2 only when one of its messages has an idempotency
-// key, format 3 only when one has a finish reason. All decode. So a log written by an earlier version replays, and a
-// group can be upgraded one member at a time as long as clients send no
-// Idempotency-Key until every member runs the new version (a member that
-// only knows format 1 skips a format-2 entry). Queries (and the envelope
-// of forward.go) carry no message and are format 1.
+// All three are records of persistence/record (records.go): a format byte,
+// a length and a protobuf message. A member refuses (and logs) a command it
+// cannot decode, which every member of one version does alike, so the
+// copies never diverge over it.
+//
+// Earlier versions wrote hand-framed formats (a format byte, then the
+// fields of the kind in the framing of internal/wire), which still decode
+// here so that a log written by one replays: format 1; format 2, format 1
+// with each message's idempotency key; format 3, format 2 with a sweep's
+// leaderNow. A member of such a version cannot decode records; what a group
+// of mixed versions does is in docs/durability.md (Upgrades). The envelope
+// of forward.go is format 1 still.
 const (
-	// wireFormatV1 is the first format.
+	// wireFormatV1 is the first hand-framed format.
 	wireFormatV1 = 1
 	// wireFormatV2 is wireFormatV1 with each message's idempotency key
 	// after its content.
 	wireFormatV2 = 2
-	// wireFormatV3 is wireFormatV2 with each message's finish reason after
-	// its idempotency key.
+	// wireFormatV3 is wireFormatV2 with a sweep's leaderNow after its now.
 	wireFormatV3 = 3
 )
 
@@ -89,68 +85,14 @@ type command struct {
 	expiresAt time.Time         // opPut
 
 	now       time.Time                // opSweep
+	leaderNow time.Time                // opSweep: the leader's clock when it proposed (zero in format 1 and 2)
 	retention map[string]time.Duration // opSweep: the tenants whose messages expire
 
 	tenant string // opDeleteTenant
 }
 
-// formatOf is the oldest format that carries msgs.
-func formatOf(msgs []persistence.Message) byte {
-	f := byte(wireFormatV1)
-	for _, m := range msgs {
-		if m.FinishReason != "" {
-			return wireFormatV3
-		}
-		if m.IdempotencyKey != "" {
-			f = wireFormatV2
-		}
-	}
-	return f
-}
-
-func encodeCommand(c command) []byte {
-	var e encoder
-	f := formatOf(c.msgs)
-	e.Byte(f)
-	e.Byte(byte(c.op))
-	switch c.op {
-	case opAppend:
-		e.sessionKey(c.session)
-		e.Uvarint(c.expectedLast)
-		e.Varint(int64(c.maxMessages))
-		e.Uvarint(uint64(len(c.msgs)))
-		for _, m := range c.msgs {
-			e.message(m, f)
-		}
-	case opDeleteSession:
-		e.sessionKey(c.session)
-	case opPut:
-		e.kvKey(c.kv)
-		e.Bytes(c.value)
-		e.Time(c.expiresAt)
-	case opDelete:
-		e.kvKey(c.kv)
-	case opSweep:
-		e.Time(c.now)
-		tenants := make([]string, 0, len(c.retention))
-		for t := range c.retention {
-			tenants = append(tenants, t)
-		}
-		slices.Sort(tenants) // the same sweep always encodes the same way
-		e.Uvarint(uint64(len(tenants)))
-		for _, t := range tenants {
-			e.String(t)
-			e.Duration(c.retention[t])
-		}
-	case opDeleteTenant:
-		e.String(c.tenant)
-	default:
-		panic(fmt.Sprintf("raftstore: encode of unknown %s", c.op))
-	}
-	return e.Encoded()
-}
-
-func decodeCommand(b []byte) (command, error) {
+// decodeLegacyCommand decodes a command of formats 1 to 3.
+func decodeLegacyCommand(b []byte) (command, error) {
 	d := newDecoder(b)
 	f := d.Byte()
 	if d.Err() == nil && !messageFormat(f) {
@@ -177,6 +119,9 @@ func decodeCommand(b []byte) (command, error) {
 		c.kv = d.kvKey()
 	case opSweep:
 		c.now = d.Time()
+		if f == wireFormatV3 {
+			c.leaderNow = d.Time()
+		}
 		n := d.Count(2)
 		c.retention = make(map[string]time.Duration, n)
 		for range n {
@@ -218,28 +163,8 @@ type query struct {
 	now time.Time         // queryGet
 }
 
-func encodeQuery(q query) []byte {
-	var e encoder
-	e.Byte(wireFormatV1)
-	e.Byte(byte(q.kind))
-	switch q.kind {
-	case queryMeta:
-		e.sessionKey(q.session)
-	case queryPage:
-		e.sessionKey(q.session)
-		e.Uvarint(q.before)
-		e.Varint(int64(q.limit))
-		e.Time(q.notBefore)
-	case queryGet:
-		e.kvKey(q.kv)
-		e.Time(q.now)
-	default:
-		panic(fmt.Sprintf("raftstore: encode of unknown query %d", q.kind))
-	}
-	return e.Encoded()
-}
-
-func decodeQuery(b []byte) (query, error) {
+// decodeLegacyQuery decodes a query of format 1.
+func decodeLegacyQuery(b []byte) (query, error) {
 	d := newDecoder(b)
 	if f := d.Byte(); d.Err() == nil && f != wireFormatV1 {
 		return query{}, fmt.Errorf("query format %d unknown", f)
@@ -344,31 +269,8 @@ func errorOf(code errCode, msg string) error {
 	return &remoteError{msg: msg, sentinel: sentinel}
 }
 
-func encodeResult(r result) []byte {
-	var e encoder
-	f := formatOf(r.msgs)
-	e.Byte(f)
-	e.Byte(byte(codeOf(r.err)))
-	if r.err != nil {
-		e.String(r.err.Error())
-		return e.Encoded()
-	}
-	e.Uvarint(r.meta.LastSeq)
-	e.Uvarint(r.meta.FirstSeq)
-	e.Varint(int64(r.stats.Messages))
-	e.Varint(int64(r.stats.KVEntries))
-	e.Varint(int64(r.stats.Sessions))
-	e.Bool(r.found)
-	e.Bytes(r.value)
-	e.Time(r.exp)
-	e.Uvarint(uint64(len(r.msgs)))
-	for _, m := range r.msgs {
-		e.message(m, f)
-	}
-	return e.Encoded()
-}
-
-func decodeResult(b []byte) (result, error) {
+// decodeLegacyResult decodes a result of formats 1 and 2.
+func decodeLegacyResult(b []byte) (result, error) {
 	d := newDecoder(b)
 	f := d.Byte()
 	if d.Err() == nil && !messageFormat(f) {
@@ -403,36 +305,16 @@ func decodeResult(b []byte) (result, error) {
 }
 
 // minMessageSize is the fewest bytes one message of format f takes: a
-// byte for each of its fields (six in format 1, seven in format 2, eight
-// in format 3) but the time, which takes two.
+// byte for each of its fields (six in format 1, seven in format 2) but
+// the time, which takes two.
 func minMessageSize(f byte) int {
-	switch f {
-	case wireFormatV1:
+	if f == wireFormatV1 {
 		return 7
-	case wireFormatV2:
-		return 8
 	}
-	return 9
+	return 8
 }
 
-// message writes m in format f; format 1 has no idempotency key, formats
-// 1 and 2 no finish reason.
-func (e *encoder) message(m persistence.Message, f byte) {
-	e.Uvarint(m.Seq)
-	e.String(m.ID)
-	e.String(string(m.Role))
-	e.Varint(int64(m.TokenCount))
-	e.Time(m.CreatedAt)
-	e.String(m.Content)
-	if f != wireFormatV1 {
-		e.String(m.IdempotencyKey)
-	}
-	if f == wireFormatV3 {
-		e.String(m.FinishReason)
-	}
-}
-
-// message reads a message of format f (see encoder.message).
+// message reads a message of format f; format 1 has no idempotency key.
 func (d *decoder) message(f byte) persistence.Message {
 	var m persistence.Message
 	m.Seq = d.Uvarint()
@@ -444,25 +326,11 @@ func (d *decoder) message(f byte) persistence.Message {
 	if f != wireFormatV1 {
 		m.IdempotencyKey = d.String()
 	}
-	if f == wireFormatV3 {
-		m.FinishReason = d.String()
-	}
 	return m
-}
-
-func (e *encoder) sessionKey(k persistence.SessionKey) {
-	e.String(k.Tenant)
-	e.String(k.Session)
 }
 
 func (d *decoder) sessionKey() persistence.SessionKey {
 	return persistence.SessionKey{Tenant: d.String(), Session: d.String()}
-}
-
-func (e *encoder) kvKey(k persistence.KVKey) {
-	e.String(k.Tenant)
-	e.String(k.Space)
-	e.String(k.Key)
 }
 
 func (d *decoder) kvKey() persistence.KVKey {

@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/record"
 )
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -28,6 +28,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{op: opDelete, kv: kv},
 		{op: opSweep, now: t0, retention: map[string]time.Duration{"acme": time.Hour, "globex": 30 * 24 * time.Hour}},
 		{op: opSweep, now: t0, retention: map[string]time.Duration{}},
+		{op: opSweep, now: t0.Add(time.Hour), leaderNow: t0, retention: map[string]time.Duration{"acme": time.Hour}},
 		{op: opDeleteTenant, tenant: "acme"},
 	}
 	for _, c := range cmds {
@@ -44,7 +45,10 @@ func TestCommandRoundTrip(t *testing.T) {
 		if c.op == opPut && !got.expiresAt.Equal(c.expiresAt) {
 			t.Fatalf("put: expiresAt %v, want %v", got.expiresAt, c.expiresAt)
 		}
-		got.expiresAt, got.now = c.expiresAt, c.now
+		if c.op == opSweep && (!got.now.Equal(c.now) || !got.leaderNow.Equal(c.leaderNow)) {
+			t.Fatalf("sweep: now %v and leaderNow %v, want %v and %v", got.now, got.leaderNow, c.now, c.leaderNow)
+		}
+		got.expiresAt, got.now, got.leaderNow = c.expiresAt, c.now, c.leaderNow
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip of %s:\n got  %+v\n want %+v", c.op, got, c)
 		}
@@ -116,32 +120,34 @@ func TestFormat1StillDecodes(t *testing.T) {
 	if err != nil || r.err != nil || r.meta != (persistence.SessionMeta{LastSeq: 5, FirstSeq: 1}) || !reflect.DeepEqual(r.msgs, []persistence.Message{msg}) {
 		t.Fatalf("format 1 result decoded as %+v, %v", r, err)
 	}
-	// Without a key, today's encoding is byte for byte format 1, so a
-	// member of the previous version reads it (an upgrade one member at
-	// a time); with one, it is format 2.
-	if b := encodeCommand(want); !bytes.Equal(b, cmd) {
-		t.Fatalf("a command without a key encodes as %x, want format 1's %x", b, cmd)
-	}
+	// A format 2 command, as versions between the idempotency key and
+	// records wrote it, still decodes with its key.
+	v2 := mustHex(t, "02010461636d652436663163326134652d306237642d346333652d396135312d32643865346637613962313004d00f0105026d3504757365720280e4ad950d05026869057265712d31")
 	keyed := want
 	keyed.msgs = []persistence.Message{msg}
 	keyed.msgs[0].IdempotencyKey = "req-1"
-	if b := encodeCommand(keyed); b[0] != wireFormatV2 {
-		t.Fatalf("a command with a key encodes in format %d, want %d", b[0], wireFormatV2)
+	if got, err := decodeCommand(v2); err != nil || !reflect.DeepEqual(got, keyed) {
+		t.Fatalf("format 2 command decoded as %+v, %v; want %+v", got, err, keyed)
 	}
-	// A finish reason needs format 3, and comes back.
+	// A finish reason, kept only by records, comes back.
 	finished := keyed
 	finished.msgs = []persistence.Message{msg}
 	finished.msgs[0].FinishReason = "stopped"
-	if b := encodeCommand(finished); b[0] != wireFormatV3 {
-		t.Fatalf("a command with a finish reason encodes in format %d, want %d", b[0], wireFormatV3)
-	} else if got, err := decodeCommand(b); err != nil || !reflect.DeepEqual(got.msgs, finished.msgs) {
-		t.Fatalf("format 3 command decoded as %+v, %v", got.msgs, err)
+	if got, err := decodeCommand(encodeCommand(finished)); err != nil || !reflect.DeepEqual(got.msgs, finished.msgs) {
+		t.Fatalf("a command with a finish reason decoded as %+v, %v", got.msgs, err)
 	}
 	// A format 2 command marked format 1 has a key nobody reads.
-	relabelled := encodeCommand(keyed)
-	relabelled[0] = wireFormatV1
-	if _, err := decodeCommand(relabelled); err == nil {
+	v2[0] = wireFormatV1
+	if _, err := decodeCommand(v2); err == nil {
 		t.Fatal("a format 2 command marked format 1 decoded")
+	}
+	// Today's encoding is a record, and reads back as the same command.
+	b := encodeCommand(keyed)
+	if b[0] != record.Format {
+		t.Fatalf("a command encodes in format %d, want %d", b[0], record.Format)
+	}
+	if got, err := decodeCommand(b); err != nil || !reflect.DeepEqual(got, keyed) {
+		t.Fatalf("today's command decoded as %+v, %v; want %+v", got, err, keyed)
 	}
 }
 
@@ -160,6 +166,7 @@ func TestDecodeRefusesMalformedInput(t *testing.T) {
 		"empty":          nil,
 		"unknown format": {9, byte(opPut)},
 		"unknown op":     {wireFormatV1, 99},
+		"record, no op":  {record.Format, 0},
 		"truncated":      valid[:len(valid)-1],
 		"trailing bytes": append(append([]byte{}, valid...), 0),
 		// An append claiming 2^62 messages in a few bytes must not allocate them.
@@ -171,7 +178,7 @@ func TestDecodeRefusesMalformedInput(t *testing.T) {
 			t.Errorf("%s: decodeCommand succeeded", name)
 		}
 	}
-	for name, b := range map[string][]byte{"empty": nil, "unknown kind": {wireFormatV1, 42}, "bad format": {9}} {
+	for name, b := range map[string][]byte{"empty": nil, "unknown kind": {wireFormatV1, 42}, "bad format": {9}, "record, cut": {record.Format, 5, 1}} {
 		if _, err := decodeQuery(b); err == nil {
 			t.Errorf("%s: decodeQuery succeeded", name)
 		}

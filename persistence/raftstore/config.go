@@ -1,11 +1,14 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/parley-chat/parley/actors/clock"
 )
 
 // Config configures Open. Zero fields take the value of DefaultConfig; only
@@ -35,6 +38,21 @@ type Config struct {
 	// that no leader with a quorum carries out within it fails with
 	// ErrNoQuorum. The caller's context may shorten it.
 	ApplyTimeout time.Duration
+	// ServerTLS and ClientTLS make every connection of the port mutual TLS
+	// (tls.go): ServerTLS for the ones accepted, which must require and
+	// verify a client certificate, ClientTLS for the ones dialled. Give
+	// both or neither; neither leaves the port in the clear, which only a
+	// loopback-only member may do.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	// OnTLSRefused, when set, is told of every accepted connection whose
+	// TLS handshake failed, from the goroutine that served it (for a
+	// rate-limited log line).
+	OnTLSRefused func(remote string, err error)
+	// Clock is the leader's time for sweeps (Store.Sweep): a sweep whose
+	// time is ahead of it by more than MaxSweepLead is refused. Nil means
+	// clock.Real; tests give a fake one.
+	Clock clock.Clock
 	// Logger receives the store's lines and hashicorp/raft's (raft's Info
 	// lines at Debug). Nil means slog.Default().
 	Logger *slog.Logger
@@ -67,6 +85,7 @@ type Config struct {
 // defaults, which suit members on a LAN.
 func DefaultConfig() Config {
 	return Config{
+		BindAddr:           "127.0.0.1:8300",        // parley serve's --raft-addr; required, never defaulted
 		ApplyTimeout:       5 * time.Second,         // a request's whole budget
 		HeartbeatTimeout:   1000 * time.Millisecond, // raft's default
 		ElectionTimeout:    1000 * time.Millisecond, // raft's default
@@ -98,6 +117,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = d.HeartbeatTimeout
@@ -134,6 +156,8 @@ func (c Config) Validate() error {
 		return errors.New("raftstore: Config.Dir is required")
 	case c.BindAddr == "":
 		return errors.New("raftstore: Config.BindAddr is required")
+	case (c.ServerTLS == nil) != (c.ClientTLS == nil):
+		return errors.New("raftstore: Config.ServerTLS and Config.ClientTLS go together")
 	case c.ApplyTimeout < 0:
 		return fmt.Errorf("raftstore: Config.ApplyTimeout is negative (%s)", c.ApplyTimeout)
 	case c.HeartbeatTimeout < 5*time.Millisecond:

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors returned by Store beside those of package persistence
@@ -20,7 +21,16 @@ var (
 	// within Config.ApplyTimeout (or the caller's deadline), for example
 	// because two of three voters are down. It wraps ErrUnavailable.
 	ErrNoQuorum = fmt.Errorf("%w: no quorum", ErrUnavailable)
+	// ErrSweepAhead: a sweep's time is more than MaxSweepLead ahead of the
+	// leader's clock, as when the clock of the node that asked jumped.
+	// Nothing was deleted.
+	ErrSweepAhead = errors.New("sweep time ahead of the leader's clock")
 )
+
+// MaxSweepLead is how far ahead of the leader's clock a sweep's time may be:
+// clocks of healthy nodes differ by far less, and a sweep further ahead
+// would delete what has not expired.
+const MaxSweepLead = time.Minute
 
 // errNotLeader is what a member answers to a forwarded request when it is no
 // longer the leader. It never reaches callers: the request was not carried

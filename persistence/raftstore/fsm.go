@@ -14,11 +14,12 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
-// fsm is the state machine raft drives: a persistence.BadgerStore in
+// fsm is the state machine raft drives: a badgerstore.Store in
 // Dir/fsm, written only by raft's FSM goroutine, in log order. Because every
-// member runs the same BadgerStore code on the same commands in the same
+// member runs the same badgerstore.Store code on the same commands in the same
 // order, every member's copy ends up the same, and the conditional append is
 // decided inside Apply: of two appends with the same expectedLast, the one
 // later in the log fails with persistence.ErrSequenceConflict on every
@@ -30,7 +31,7 @@ import (
 // apply the log after it). Nothing here has to survive a crash.
 //
 // Snapshots are physical checkpoints of the Badger directory (see
-// checkpoint.go): BadgerStore offers no consistent read of raw keys and
+// checkpoint.go): badgerstore.Store offers no consistent read of raw keys and
 // values, and its public API cannot recreate a session whose oldest messages
 // were trimmed, so a logical dump could not be restored. Taking one closes
 // the DB for a moment (Snapshot runs on the FSM goroutine, so no Apply
@@ -50,7 +51,7 @@ type fsm struct {
 	mu sync.RWMutex
 	// store is nil after the DB failed to reopen; the member then answers
 	// ErrUnavailable until it is restarted (which rebuilds the DB).
-	store *persistence.BadgerStore
+	store *badgerstore.Store
 
 	seq       atomic.Uint64 // names checkpoint and restore directories
 	lastPause atomic.Int64  // how long the last Snapshot held applies and reads, in ns
@@ -82,8 +83,8 @@ func openFSM(root string, logger *slog.Logger) (*fsm, error) {
 	return f, nil
 }
 
-func (f *fsm) openStore() (*persistence.BadgerStore, error) {
-	return persistence.OpenBadger(persistence.BadgerOptions{Dir: f.dir, NoSync: true, Logger: f.log})
+func (f *fsm) openStore() (*badgerstore.Store, error) {
+	return badgerstore.Open(badgerstore.Options{Dir: f.dir, NoSync: true, Logger: f.log})
 }
 
 // close closes the Badger DB; raft must be shut down first.
@@ -118,7 +119,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		// Either the caller's mistake (an append whose sequence numbers
 		// do not follow expectedLast), which every member refuses alike,
 		// or a failure of this member's disk, after which its copy may
-		// differ from the others' until it is restarted. BadgerStore does
+		// differ from the others' until it is restarted. badgerstore.Store does
 		// not tell the two apart (docs/durability.md, What is left).
 		f.log.Warn("committed command failed", "op", c.op.String(), "index", l.Index, "err", r.err)
 	}
@@ -129,7 +130,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 var errStateMachineDown = fmt.Errorf("%w: state machine closed after a failure; restart the member", ErrUnavailable)
 
 // execute carries out c against store.
-func execute(store *persistence.BadgerStore, c command) result {
+func execute(store *badgerstore.Store, c command) result {
 	ctx := context.Background() // a command always runs to its end, on every member
 	var r result
 	switch c.op {
@@ -142,6 +143,12 @@ func execute(store *persistence.BadgerStore, c command) result {
 	case opDelete:
 		r.err = store.Delete(ctx, c.kv)
 	case opSweep:
+		if !c.leaderNow.IsZero() && c.now.After(c.leaderNow.Add(MaxSweepLead)) {
+			// Decided from the command alone, so every member refuses
+			// alike and the copies stay the same.
+			r.err = fmt.Errorf("%w: sweep at %s, leader's clock %s", ErrSweepAhead, c.now.UTC().Format(time.RFC3339), c.leaderNow.UTC().Format(time.RFC3339))
+			break
+		}
 		r.stats, r.err = store.Sweep(ctx, c.now, func(tenant string) time.Duration { return c.retention[tenant] })
 	case opDeleteTenant:
 		r.err = store.DeleteTenant(ctx, c.tenant)

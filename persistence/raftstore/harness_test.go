@@ -20,6 +20,7 @@ import (
 type testCluster struct {
 	t     testing.TB
 	cfg   Config // template: NodeID, Dir, BindAddr and Bootstrap are per member
+	each  func(id string, cfg *Config)
 	nodes []*testNode
 }
 
@@ -37,11 +38,19 @@ const waitTimeout = 15 * time.Second
 // through AddVoter. tweak, if not nil, adjusts the configuration.
 func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	cfg := LocalConfig()
+	var each func(string, *Config)
 	if tweak != nil {
-		tweak(&cfg)
+		each = func(_ string, cfg *Config) { tweak(cfg) }
 	}
-	c := &testCluster{t: t, cfg: cfg}
+	return newTestClusterEach(t, n, each)
+}
+
+// newTestClusterEach is newTestCluster with a tweak that sees which member
+// it configures (its own TLS identity, say).
+func newTestClusterEach(t testing.TB, n int, each func(id string, cfg *Config)) *testCluster {
+	t.Helper()
+	cfg := LocalConfig()
+	c := &testCluster{t: t, cfg: cfg, each: each}
 	// The first TempDir registers the removal of every member's dir; it
 	// must run after the members are closed, and cleanups run last first.
 	_ = t.TempDir()
@@ -80,6 +89,9 @@ func (c *testCluster) open(i int, bindAddr string, bootstrap bool) {
 	cfg.BindAddr = bindAddr
 	cfg.Bootstrap = bootstrap
 	cfg.Logger = testkit.NewLogger(c.t).With("node", node.id)
+	if c.each != nil {
+		c.each(node.id, &cfg)
+	}
 	s, err := Open(cfg)
 	if err != nil {
 		c.t.Fatalf("Open %s: %v", node.id, err)

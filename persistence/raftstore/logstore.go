@@ -11,7 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 
-	"github.com/parley-chat/parley/persistence"
+	"github.com/parley-chat/parley/persistence/badgerstore"
 )
 
 // logStore is raft's LogStore and StableStore on one Badger DB written with
@@ -49,7 +49,7 @@ const (
 
 	// logGCInterval is how often the value log is collected. Only entries
 	// above Badger's value threshold (1 MiB) live there, so it is rarely
-	// needed; the interval matches persistence.DefaultGCInterval.
+	// needed; the interval matches badgerstore.DefaultGCInterval.
 	logGCInterval = 5 * time.Minute
 )
 
@@ -62,7 +62,7 @@ func openLogStore(dir string, logger *slog.Logger) (*logStore, error) {
 		// footprint down (the state machine has its own Badger DB).
 		WithMemTableSize(32 << 20).
 		WithBlockCacheSize(16 << 20).
-		WithLogger(persistence.BadgerLogger(logger))
+		WithLogger(badgerstore.Logger(logger))
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log in %s: %w", dir, err)
@@ -81,7 +81,7 @@ func (s *logStore) Close() error {
 
 func (s *logStore) gcLoop() {
 	defer close(s.gcDone)
-	persistence.CollectValueLogs(s.db, logGCInterval, s.stop, s.log, nil)
+	badgerstore.CollectValueLogs(s.db, logGCInterval, s.stop, s.log, nil)
 }
 
 func logKey(index uint64) []byte {

@@ -33,6 +33,9 @@ type mux struct {
 	log       *slog.Logger
 	// serveForward handles one forwarded-request connection until it ends.
 	serveForward func(net.Conn)
+	// tls, when set, wraps every connection in mutual TLS before its
+	// first byte (tls.go).
+	tls *transportTLS
 
 	raftConns chan net.Conn
 	done      chan struct{} // closed by Close
@@ -99,24 +102,29 @@ func (m *mux) route(c *trackedConn) {
 	defer m.wg.Done()
 	var kind [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := c.Read(kind[:]); err != nil {
+	conn, err := m.tls.server(c)
+	if err != nil {
 		_ = c.Close()
+		return
+	}
+	if _, err := conn.Read(kind[:]); err != nil {
+		_ = conn.Close()
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	switch kind[0] {
 	case connRaft:
 		select {
-		case m.raftConns <- c:
+		case m.raftConns <- conn:
 		case <-m.done:
-			_ = c.Close()
+			_ = conn.Close()
 		}
 	case connForward:
-		m.serveForward(c)
-		_ = c.Close()
+		m.serveForward(conn)
+		_ = conn.Close()
 	default:
 		m.log.Warn("connection of unknown kind refused", "remote", c.RemoteAddr().String(), "kind", kind[0])
-		_ = c.Close()
+		_ = conn.Close()
 	}
 }
 
@@ -178,13 +186,18 @@ func (m *mux) dial(address string, kind byte, timeout time.Duration) (net.Conn, 
 	if !ok {
 		return nil, net.ErrClosed
 	}
-	_ = tc.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := tc.Write([]byte{kind}); err != nil {
+	_ = tc.SetDeadline(time.Now().Add(timeout))
+	conn, err := m.tls.client(tc)
+	if err != nil {
 		_ = tc.Close()
 		return nil, err
 	}
-	_ = tc.SetWriteDeadline(time.Time{})
-	return tc, nil
+	if _, err := conn.Write([]byte{kind}); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return conn, nil
 }
 
 // track registers c so that Close closes it; it refuses (and closes) c once

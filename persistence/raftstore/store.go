@@ -3,12 +3,13 @@
 // write through hashicorp/raft. A write is acknowledged only once a majority
 // of the voters have it in their fsynced raft log, so the death of any
 // minority loses nothing acknowledged; grains use it exactly as they use the
-// single-node persistence.BadgerStore, which is what each member runs as its
+// single-node badgerstore.Store, which is what each member runs as its
 // state machine.
 //
 //   - Writes (Append, DeleteSession, Put, Delete, Sweep, DeleteTenant) are
-//     encoded as commands (command.go) and applied through raft on the
-//     leader; a member that is not the leader forwards them (forward.go).
+//     encoded as commands (command.go, records.go) and applied through raft
+//     on the leader; a member that is not the leader forwards them
+//     (forward.go), except Sweep, which only the leader carries out.
 //     The conditional append is decided inside the state machine, in log
 //     order, so two activations of one session can never both write.
 //   - Reads (Meta, Page, Get) are linearizable: the leader confirms it still
@@ -53,6 +54,10 @@ type Store struct {
 	// barrier through: every entry of earlier terms is then applied to its
 	// copy, which linearizable reads need (read.go).
 	readyTerm atomic.Uint64
+
+	// leaderlessSince is when this member last lost its leader (unix
+	// nanoseconds), 0 while it knows one (health.go).
+	leaderlessSince atomic.Int64
 
 	// mu guards closed; ops counts the calls in progress, which Close waits
 	// for after it has made them give up.
@@ -126,6 +131,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("raftstore: Config.AdvertiseAddr is needed: bound %s: %w", ln.Addr(), err)
 	}
 	m := newMux(ln, advertise, logger)
+	m.tls = newTransportTLS(cfg)
 	cleanups = append(cleanups, func() { _ = m.Close(); m.wait() })
 
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -183,6 +189,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		fwd:      newForwarder(m),
 		shutdown: make(chan struct{}),
 	}
+	s.leaderlessSince.Store(time.Now().UnixNano())
 	srv := rpc.NewServer()
 	if err := srv.RegisterName(forwardServiceName, &forwardService{s: s}); err != nil {
 		_ = r.Shutdown().Error()
@@ -222,6 +229,7 @@ func (s *Store) watchLeader(observations chan raft.Observation, observer *raft.O
 			return
 		case o := <-observations:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				s.leaderChanged(string(lo.LeaderID))
 				if lo.LeaderID == "" {
 					s.log.Info("raft group has no leader")
 				} else {
@@ -379,12 +387,20 @@ func (s *Store) Delete(ctx context.Context, key persistence.KVKey) error {
 	return nil
 }
 
-// Sweep implements persistence.Store. retention is a function and cannot go
-// into the log, so this member first lists the tenants that have data in
-// its copy and asks retention about each; the command carries now and those
-// durations, and every member runs BadgerStore.Sweep with them. A tenant
-// whose first data arrives between the listing and the command keeps its
-// messages until the next sweep.
+// Sweep implements persistence.Store. Only the leader sweeps, with its own
+// clock and tenants config: on any other member Sweep does nothing and
+// returns no error, since the leader's sweep reaches every member through
+// the log. So a member whose clock or tenants file is wrong cannot delete
+// anyone's data by sweeping.
+//
+// retention is a function and cannot go into the log, so the leader first
+// lists the tenants that have data in its copy and asks retention about
+// each; the command carries now, the leader's clock reading (Config.Clock)
+// and those durations, and every member runs badgerstore.Store.Sweep with
+// them. The leader refuses with ErrSweepAhead a now more than MaxSweepLead
+// ahead of its clock, and every state machine refuses such a command alike
+// (fsm.go). A tenant whose first data arrives between the listing and the
+// command keeps its messages until the next sweep.
 //
 // The whole sweep is one log entry, which every member's state machine
 // carries out while its other writes wait (docs/durability.md, Costs).
@@ -393,22 +409,44 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, retention func(tenant 
 	if err != nil {
 		return persistence.SweepStats{}, err
 	}
-	tenants, err := s.fsm.tenants(ctx)
-	release()
-	if err != nil {
-		return persistence.SweepStats{}, fmt.Errorf("sweep: list tenants: %w", err)
-	}
-	durations := make(map[string]time.Duration)
-	for _, t := range tenants {
-		if d := retention(t); d > 0 {
-			durations[t] = d
+	defer release()
+	deadline := s.deadline(ctx)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := s.pause(ctx, deadline); err != nil {
+				return persistence.SweepStats{}, fmt.Errorf("sweep: %w", err)
+			}
 		}
+		if _, id := s.raft.LeaderWithID(); id == "" {
+			continue // an election is under way: wait to learn who sweeps
+		} else if id != s.id {
+			return persistence.SweepStats{}, nil // the leader sweeps
+		}
+		leaderNow := s.cfg.Clock.Now()
+		if now.After(leaderNow.Add(MaxSweepLead)) {
+			return persistence.SweepStats{}, fmt.Errorf("%w: sweep at %s, leader's clock %s", ErrSweepAhead, now.UTC().Format(time.RFC3339), leaderNow.UTC().Format(time.RFC3339))
+		}
+		tenants, err := s.fsm.tenants(ctx)
+		if err != nil {
+			return persistence.SweepStats{}, fmt.Errorf("sweep: list tenants: %w", err)
+		}
+		durations := make(map[string]time.Duration)
+		for _, t := range tenants {
+			if d := retention(t); d > 0 {
+				durations[t] = d
+			}
+		}
+		// Never forwarded: a member that lost the leadership meanwhile
+		// leaves the sweep to the new leader, whose clock it is.
+		r := s.applyOnLeader(encodeCommand(command{op: opSweep, now: now, leaderNow: leaderNow, retention: durations}), deadline)
+		if errors.Is(r.err, errNotLeader) {
+			continue
+		}
+		if r.err != nil {
+			return r.stats, fmt.Errorf("sweep: %w", r.err)
+		}
+		return r.stats, nil
 	}
-	r, err := s.write(ctx, command{op: opSweep, now: now, retention: durations})
-	if err != nil {
-		return r.stats, fmt.Errorf("sweep: %w", err)
-	}
-	return r.stats, nil
 }
 
 // DeleteTenant implements persistence.Store.
@@ -423,21 +461,10 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) error {
 }
 
 // checkSessionKey and checkTenant refuse bad keys before they cost a log
-// entry. The state machine checks everything again (KV spaces and keys
-// only there), so these are a shortcut, not the line of defence.
-func checkSessionKey(k persistence.SessionKey) error {
-	if err := checkTenant(k.Tenant); err != nil {
-		return err
-	}
-	if !persistence.ValidSessionID(k.Session) {
-		return fmt.Errorf("%w: session %q", persistence.ErrInvalidKey, k.Session)
-	}
-	return nil
-}
-
-func checkTenant(tenant string) error {
-	if !persistence.ValidTenantID(tenant) {
-		return fmt.Errorf("%w: tenant %q", persistence.ErrInvalidKey, tenant)
-	}
-	return nil
-}
+// entry, with the checks every store makes. The state machine checks
+// everything again (KV spaces and keys only there), so these are a
+// shortcut, not the line of defence.
+var (
+	checkSessionKey = persistence.ValidateSessionKey
+	checkTenant     = persistence.ValidateTenant
+)
