@@ -36,6 +36,10 @@ type Message struct {
 	// the message; empty when none. Stores keep it as bytes and never
 	// look at it: the session grain decides what a key means.
 	IdempotencyKey string
+	// FinishReason is why an assistant reply ended ("stop", "length",
+	// "stopped", "error"); empty for other messages and for replies
+	// stored by earlier versions. Stores keep it and never look at it.
+	FinishReason string
 }
 
 // SessionMeta is what a session grain loads on activation instead of its

@@ -1,6 +1,7 @@
 // Package model is the seam between a chat session and whatever writes the
-// assistant's reply. M1 ships a deterministic mock; an OpenAI-compatible
-// streaming provider implements the same interface without touching grains.
+// assistant's reply: the deterministic mock (mock.go's Mock, below) and any
+// OpenAI-compatible Chat Completions endpoint (openai.go), tried in order
+// with retries by a Chain (chain.go). Grains only see Model.
 package model
 
 import (
@@ -23,16 +24,32 @@ type Request struct {
 	Message string
 }
 
-// Usage counts tokens the way the reply is billed.
+// Usage counts tokens the way the reply is billed, and says who wrote the
+// reply and why it ended.
 type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
+	// Model names the model that wrote the reply (a fallback's name when
+	// the first entry failed); "mock" for the mock.
+	Model string
+	// FinishReason is FinishStop, FinishLength or, with an error,
+	// FinishError; empty when no token was written.
+	FinishReason string
 }
+
+// Why a reply ended, as stored with it and told in done.
+const (
+	FinishStop    = "stop"    // the model finished its reply
+	FinishLength  = "length"  // the reply reached maxTokens (or the size bound)
+	FinishStopped = "stopped" // a client asked to stop it
+	FinishError   = "error"   // the upstream failed after the first token
+)
 
 // Model writes a reply token by token. Stream calls emit for each token in
 // order, from the caller's goroutine, and returns when the reply is
 // complete, emit returns an error, or ctx is done. It may block; callers
-// run it off any actor's goroutine.
+// run it off any actor's goroutine. Usage is meaningful with an error too:
+// it counts what was written before the failure.
 type Model interface {
 	Stream(ctx context.Context, req Request, emit func(token string) error) (Usage, error)
 }
@@ -57,7 +74,7 @@ func DefaultMock() Mock {
 
 // Stream implements Model.
 func (m Mock) Stream(ctx context.Context, req Request, emit func(string) error) (Usage, error) {
-	usage := Usage{PromptTokens: CountTokens(req.Prompt) + CountTokens(req.Message)}
+	usage := Usage{PromptTokens: CountTokens(req.Prompt) + CountTokens(req.Message), Model: MockName}
 	for _, t := range req.History {
 		usage.PromptTokens += CountTokens(t.Content)
 	}
@@ -89,8 +106,12 @@ func (m Mock) Stream(ctx context.Context, req Request, emit func(string) error) 
 		}
 		usage.CompletionTokens++
 	}
+	usage.FinishReason = FinishStop
 	return usage, nil
 }
+
+// MockName is the mock's provider and model name.
+const MockName = "mock"
 
 // MockReply is the mock's whole reply to req.
 func MockReply(req Request) string {

@@ -14,13 +14,13 @@ func (g *grain) check(ctx actor.Context, req *Check) {
 	if !g.ready(ctx) {
 		return
 	}
-	cost, err := checkRequest(req.Cost, req.Limits)
+	cost, err := checkRequest(req.Cost, req.Limits, req.Charge)
 	if err != nil {
 		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: err.Error()})
 		return
 	}
-	d := g.counters.check(now.UnixMicro(), cost, req.Limits)
-	if d.Allowed {
+	d := g.counters.check(now.UnixMicro(), cost, req.Limits, req.Charge)
+	if d.Allowed || req.Charge {
 		g.changed(ctx)
 	}
 	ctx.Respond(d)

@@ -16,9 +16,9 @@ type counters struct {
 }
 
 // check decides whether cost units may be spent at now (microseconds since
-// the Unix epoch) under l, and counts them if so. cost and l must have
-// passed checkRequest.
-func (c *counters) check(now, cost int64, l *Limits) *Decision {
+// the Unix epoch) under l, and counts them if so, or anyway with charge
+// (units already used). cost and l must have passed checkRequest.
+func (c *counters) check(now, cost int64, l *Limits, charge bool) *Decision {
 	c.sustained.roll(now, minute)
 	c.burst.roll(now, second)
 	allowed := c.sustained.fits(now, minute, cost, l.PerMinute) &&
@@ -35,6 +35,10 @@ func (c *counters) check(now, cost int64, l *Limits) *Decision {
 		}
 		d.RetryAfterMillis = ceilDiv(wait, 1000)
 		d.ResetAtUnix = ceilDiv(now+wait, second)
+		if charge {
+			c.sustained.add(cost)
+			c.burst.add(cost)
+		}
 	}
 	d.Remaining = c.sustained.remaining(now, minute, l.PerMinute)
 	return d
@@ -64,7 +68,7 @@ func checkLimits(l *Limits) error {
 // checkRequest validates a Check and returns its cost (0 means 1). A cost
 // above a limit could never be allowed, so it is refused as malformed
 // rather than answered with a wait that never ends.
-func checkRequest(cost int32, l *Limits) (int64, error) {
+func checkRequest(cost int32, l *Limits, charge bool) (int64, error) {
 	if err := checkLimits(l); err != nil {
 		return 0, err
 	}
@@ -72,6 +76,8 @@ func checkRequest(cost int32, l *Limits) (int64, error) {
 	switch {
 	case err != nil:
 		return 0, err
+	case charge:
+		return c, nil
 	case c > l.PerMinute:
 		return 0, fmt.Errorf("%w: cost %d exceeds perMinute %d", ErrBadRequest, c, l.PerMinute)
 	case l.Burst > 0 && c > l.Burst:

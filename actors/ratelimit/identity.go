@@ -22,11 +22,15 @@ const (
 	ScopeUser Scope = "user"
 	// ScopeIP counts one client address (IPKey of edge.ClientIP).
 	ScopeIP Scope = "ip"
+	// ScopeTokens counts a tenant's model tokens (rateLimit.tokensPerMinute);
+	// the id is the tenant's. A chat checks it for one token, and the
+	// reply's usage is charged when it ends (Limiter.Charge).
+	ScopeTokens Scope = "tokens"
 )
 
 // Valid reports whether s is one of the scopes.
 func (s Scope) Valid() bool {
-	return s == ScopeTenant || s == ScopeUser || s == ScopeIP
+	return s == ScopeTenant || s == ScopeUser || s == ScopeIP || s == ScopeTokens
 }
 
 // MaxIDLen bounds an id, in bytes.

@@ -166,7 +166,7 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := checkRequest(c.Cost, c.limits()); err != nil {
+		if _, err := checkRequest(c.Cost, c.limits(), false); err != nil {
 			return Result{}, fmt.Errorf("%s scope: %w", c.Scope, err)
 		}
 		identities[i] = id

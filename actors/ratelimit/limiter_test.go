@@ -294,3 +294,37 @@ func TestLimiterRefusesMalformedChecksWithoutAskingAnyone(t *testing.T) {
 		t.Error("NewLimiter accepted a negative Timeout")
 	}
 }
+
+// Charge counts tokens already used past the limit: the next check is
+// refused until the sliding minute has room again. A charge needs valid
+// limits, and a cost of 0 charges nothing.
+func TestChargeCountsUsedTokensPastTheLimit(t *testing.T) {
+	e := newLimiterEnv(t, 5*time.Second)
+	tokens := ratelimit.ScopeCheck{Scope: ratelimit.ScopeTokens, ID: "acme", PerMinute: 100}
+	if res := e.limit("", tokens); !res.Allowed || res.Remaining != 99 {
+		t.Fatalf("first check %+v", res)
+	}
+	used := tokens
+	used.Cost = 250 // more than the whole minute's tokens
+	if err := e.limiter.Charge(context.Background(), "acme", used); err != nil {
+		t.Fatal(err)
+	}
+	res := e.limit("", tokens)
+	if res.Allowed || res.Refused != ratelimit.ScopeTokens || res.RetryAfter <= 0 {
+		t.Fatalf("after the charge: %+v", res)
+	}
+	// Two minutes on, neither the current nor the previous minute holds
+	// the charge.
+	e.at(2 * time.Minute)
+	if res := e.limit("", tokens); !res.Allowed {
+		t.Fatalf("two minutes on: %+v", res)
+	}
+	if err := e.limiter.Charge(context.Background(), "acme", tokens); err != nil {
+		t.Fatalf("a charge of 0: %v", err)
+	}
+	bad := used
+	bad.PerMinute = 0
+	if err := e.limiter.Charge(context.Background(), "acme", bad); !errors.Is(err, ratelimit.ErrBadRequest) {
+		t.Fatalf("a charge without limits: %v", err)
+	}
+}

@@ -90,9 +90,14 @@ func (x *Limits) GetBurst() int64 {
 type Check struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cost is the number of units the request spends; 0 means 1. It may not
-	// exceed per_minute, nor burst when burst is set.
-	Cost          int32   `protobuf:"varint,1,opt,name=cost,proto3" json:"cost,omitempty"`
-	Limits        *Limits `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	// exceed per_minute, nor burst when burst is set, unless charge is set.
+	Cost   int32   `protobuf:"varint,1,opt,name=cost,proto3" json:"cost,omitempty"`
+	Limits *Limits `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	// charge spends cost whatever the limits say: units already used (a
+	// reply's tokens) are counted even past the limit, so that later checks
+	// are refused until the window has room again. The decision still says
+	// whether the cost fitted.
+	Charge        bool `protobuf:"varint,3,opt,name=charge,proto3" json:"charge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +144,13 @@ func (x *Check) GetLimits() *Limits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *Check) GetCharge() bool {
+	if x != nil {
+		return x.Charge
+	}
+	return false
 }
 
 // Decision answers a Check.
@@ -318,10 +330,11 @@ const file_actors_ratelimit_ratelimit_proto_rawDesc = "" +
 	"\x06Limits\x12\x1d\n" +
 	"\n" +
 	"per_minute\x18\x01 \x01(\x03R\tperMinute\x12\x14\n" +
-	"\x05burst\x18\x02 \x01(\x03R\x05burst\"M\n" +
+	"\x05burst\x18\x02 \x01(\x03R\x05burst\"e\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04cost\x18\x01 \x01(\x05R\x04cost\x120\n" +
-	"\x06limits\x18\x02 \x01(\v2\x18.parley.ratelimit.LimitsR\x06limits\"\xaa\x01\n" +
+	"\x06limits\x18\x02 \x01(\v2\x18.parley.ratelimit.LimitsR\x06limits\x12\x16\n" +
+	"\x06charge\x18\x03 \x01(\bR\x06charge\"\xaa\x01\n" +
 	"\bDecision\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x1c\n" +

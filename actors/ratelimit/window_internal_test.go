@@ -93,7 +93,7 @@ func BenchmarkCountersCheck(b *testing.B) {
 	now := int64(1_767_268_800) * second
 	for b.Loop() {
 		now += 7
-		if d := c.check(now, 1, limits); !d.Allowed {
+		if d := c.check(now, 1, limits, false); !d.Allowed {
 			b.Fatal("refused")
 		}
 	}

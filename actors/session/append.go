@@ -117,5 +117,6 @@ func toProto(m persistence.Message) *Message {
 		Content:           m.Content,
 		TokenCount:        int32(m.TokenCount),
 		CreatedAtUnixNano: m.CreatedAt.UnixNano(),
+		FinishReason:      m.FinishReason,
 	}
 }

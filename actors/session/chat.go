@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,6 +12,11 @@ import (
 	"github.com/parley-chat/parley/persistence"
 )
 
+// CodeUpstreamFailed is the Failure code of a ReplyFailed whose model
+// failed, before its first token or after it (then the partial reply is
+// stored); the Client reports it as an *UpstreamError.
+const CodeUpstreamFailed = "upstream_failed"
+
 // replyFinished is what the reply's goroutine tells the grain when the
 // model is done.
 type replyFinished struct {
@@ -18,6 +24,7 @@ type replyFinished struct {
 	content string
 	usage   model.Usage
 	err     error
+	cut     bool   // a draining node cut the reply short (Replies.Cut)
 	end     func() // frees the reply's slot in Config.Replies once stored
 }
 
@@ -94,10 +101,15 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		prompt = g.cfg.Prompt(g.key.Tenant)
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
-	m, timeout, run := g.cfg.Model, g.cfg.ReplyTimeout, g.run
+	m := g.cfg.Model
+	if g.cfg.Models != nil {
+		m = g.cfg.Models(g.key.Tenant)
+	}
+	run := g.run
 	g.run = nil
+	mctx, cancel := context.WithTimeout(run.ctx, g.cfg.ReplyTimeout)
+	g.stopReply, g.stopped = cancel, false
 	go func() {
-		mctx, cancel := context.WithTimeout(run.ctx, timeout)
 		defer cancel()
 		var reply strings.Builder
 		index := int32(0)
@@ -107,30 +119,78 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 			index++
 			return nil
 		})
-		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err, end: run.end})
+		cut := errors.Is(context.Cause(run.ctx), errReplyCut)
+		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err, cut: cut, end: run.end})
 	}()
 }
 
-// replyDone stores a finished reply and tells the requester.
+// replyDone stores a finished reply and tells the requester. A reply that
+// failed after its first token is stored as far as it got, with finish
+// reason "error", so that the history shows what the client saw; one that
+// failed before has nothing to store.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
 	defer done.end()
+	g.stopReply = nil
+	if g.cfg.OnUsage != nil {
+		g.cfg.OnUsage(g.key.Tenant, done.usage)
+	}
+	if g.stopped && done.err != nil {
+		// Stop cancelled it: what was written is the reply.
+		done.err, done.usage.FinishReason = nil, model.FinishStopped
+	}
 	if done.err != nil {
-		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
-		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
+		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "model", done.usage.Model, "err", done.err)
+	}
+	failure := CodeUpstreamFailed
+	if done.cut {
+		failure = grains.CodeUnavailable
+	}
+	if done.err != nil && done.content == "" {
+		message := "the model failed before its first token; your message is stored, the reply is not"
+		if done.cut {
+			message = "the node shut down before the reply began; your message is stored, the reply is not: send it again"
+		}
+		ctx.Send(done.to, &ReplyFailed{Code: failure, Message: message,
+			Model: done.usage.Model})
 		return
 	}
-	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
+	finish := done.usage.FinishReason
+	if done.err != nil {
+		finish = model.FinishError
+	} else if finish == "" {
+		finish = model.FinishStop
+	}
+	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens,
+		FinishReason: finish}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
 		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
+		return
+	}
+	if done.err != nil {
+		ctx.Send(done.to, &ReplyFailed{
+			Code: failure, Message: replyCutShort(done.cut),
+			Partial: toProto(msg), Model: done.usage.Model,
+			PromptTokens: int32(done.usage.PromptTokens), CompletionTokens: int32(done.usage.CompletionTokens),
+		})
 		return
 	}
 	ctx.Send(done.to, &ReplyDone{
 		Message:          toProto(msg),
 		PromptTokens:     int32(done.usage.PromptTokens),
 		CompletionTokens: int32(done.usage.CompletionTokens),
+		Model:            done.usage.Model,
 	})
+}
+
+// replyCutShort is the message of a reply that ended early and was stored
+// as far as it got.
+func replyCutShort(cut bool) string {
+	if cut {
+		return "the node shut down mid-reply; the partial reply is stored with finishReason \"error\": send the message again for a whole one"
+	}
+	return "the model failed mid-reply; the partial reply is stored with finishReason \"error\""
 }
 
 // turns is the history a reply is given: msgs (part of the in-memory tail,

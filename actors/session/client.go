@@ -46,6 +46,10 @@ type Entry struct {
 	// CreatedAt is when the session stored the message, by its node's
 	// clock.
 	CreatedAt time.Time
+	// FinishReason is why an assistant reply ended: "stop", "length",
+	// "stopped" or "error" (a partial reply); "" for other messages and
+	// for replies stored before it was kept.
+	FinishReason string
 }
 
 // HistoryPage is one page of a session's history, newest first.
@@ -87,6 +91,23 @@ func (c *Client) Clear(ctx context.Context, tenant, sessionID string) error {
 		return unexpected("clear", res)
 	}
 	return nil
+}
+
+// Stop cancels the session's reply in progress, if any: its model call
+// is cancelled, the reply is stored as far as it got with finish reason
+// "stopped", and its Reply ends with a Done saying so. It reports whether
+// a reply was in progress; nothing running is not an error. Errors are
+// ErrBadIdentity, grains.ErrInvalidArgument or grains.ErrUnavailable.
+func (c *Client) Stop(ctx context.Context, tenant, sessionID string) (bool, error) {
+	res, err := c.request(ctx, "stop", tenant, sessionID, &Stop{})
+	if err != nil {
+		return false, err
+	}
+	stopped, ok := res.(*Stopped)
+	if !ok {
+		return false, unexpected("stop", res)
+	}
+	return stopped.Replying, nil
 }
 
 // ChatRequest is one user message for Chat.
@@ -170,5 +191,15 @@ func entry(m *Message) Entry {
 		Content:    m.GetContent(),
 		TokenCount: int(m.GetTokenCount()),
 		CreatedAt:  time.Unix(0, m.GetCreatedAtUnixNano()),
+		// A reply stored before finish reasons were kept was a finished
+		// one: M1 stored no other.
+		FinishReason: finishReason(m),
 	}
+}
+
+func finishReason(m *Message) string {
+	if m.GetFinishReason() == "" && m.GetRole() == "assistant" {
+		return "stop"
+	}
+	return m.GetFinishReason()
 }

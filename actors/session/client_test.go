@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/testkit"
@@ -136,5 +138,81 @@ func TestClientChatDeliversTheReply(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("event %d never came", i)
 		}
+	}
+}
+
+// A reply's end carries which model wrote it and why it ended; a model
+// that failed is an *UpstreamError with the stored partial reply, never
+// ErrUnavailable.
+func TestClientReplyCarriesModelFinishReasonAndUpstreamFailures(t *testing.T) {
+	system := testkit.NewActorSystem(t)
+	node := &fakeSessions{reply: &session.ChatStarted{UserMessage: &session.Message{Id: "u1", Seq: 1, Role: "user", Content: "hi"}}}
+	c := session.NewClient(node, system)
+	next := func(reply *session.Reply) session.Event {
+		t.Helper()
+		select {
+		case ev := <-reply.Events():
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event came")
+		}
+		return session.Event{}
+	}
+	chat := func() (*session.Reply, *actor.PID) {
+		t.Helper()
+		node.sent = nil
+		reply, err := c.Chat(context.Background(), "acme", sessionID, session.ChatRequest{Content: "hi", Tokens: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(reply.Close)
+		return reply, system.NewLocalPID(node.sent[0].(*session.Chat).ReplyId)
+	}
+
+	reply, to := chat()
+	system.Root.Send(to, &session.ReplyDone{Message: &session.Message{Id: "a2", Role: "assistant", Content: "he", FinishReason: "stopped"},
+		PromptTokens: 3, CompletionTokens: 1, Model: "gpt-test"})
+	if ev := next(reply); ev.Done == nil || ev.Done.Model != "gpt-test" || ev.Done.Message.FinishReason != "stopped" {
+		t.Fatalf("done %+v", ev.Done)
+	}
+
+	reply, to = chat()
+	system.Root.Send(to, &session.ReplyFailed{Code: session.CodeUpstreamFailed, Message: "mid-reply", Model: "fallback",
+		Partial: &session.Message{Id: "a3", Role: "assistant", Content: "par", FinishReason: "error"}, PromptTokens: 3, CompletionTokens: 1})
+	ev := next(reply)
+	var upstream *session.UpstreamError
+	if !errors.As(ev.Err, &upstream) || !errors.Is(ev.Err, session.ErrUpstreamFailed) || errors.Is(ev.Err, grains.ErrUnavailable) {
+		t.Fatalf("err %v", ev.Err)
+	}
+	if upstream.Model != "fallback" || upstream.Partial == nil || upstream.Partial.ID != "a3" || upstream.Partial.FinishReason != "error" ||
+		upstream.PromptTokens != 3 || upstream.CompletionTokens != 1 {
+		t.Fatalf("upstream error %+v", upstream)
+	}
+
+	// An assistant message stored before finish reasons were kept reads
+	// as a finished one.
+	node.reply = &session.Page{Messages: []*session.Message{{Id: "old", Role: "assistant"}, {Id: "u", Role: "user"}}}
+	page, err := c.History(context.Background(), "acme", sessionID, 0, 0)
+	if err != nil || page.Messages[0].FinishReason != "stop" || page.Messages[1].FinishReason != "" {
+		t.Fatalf("page %+v, %v", page, err)
+	}
+}
+
+// Stop asks the session and reports whether a reply ran.
+func TestClientStop(t *testing.T) {
+	node := &fakeSessions{reply: &session.Stopped{Replying: true}}
+	c := session.NewClient(node, testkit.NewActorSystem(t))
+	if replying, err := c.Stop(context.Background(), "acme", sessionID); err != nil || !replying {
+		t.Fatalf("Stop = %v, %v", replying, err)
+	}
+	if _, ok := node.sent[0].(*session.Stop); !ok {
+		t.Fatalf("sent %T", node.sent[0])
+	}
+	node.reply = &session.Cleared{}
+	if _, err := c.Stop(context.Background(), "acme", sessionID); err == nil {
+		t.Fatal("an unexpected answer is not an error")
+	}
+	if _, err := c.Stop(context.Background(), "acme", "not-a-uuid"); !errors.Is(err, session.ErrBadIdentity) {
+		t.Fatalf("bad identity: %v", err)
 	}
 }

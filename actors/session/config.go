@@ -42,9 +42,18 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Model writes replies to Chat; model.Mock{} when nil.
 	Model model.Model
+	// Models returns a tenant's model (tenants.Registry.Models); when nil,
+	// Model answers for every tenant.
+	Models func(tenant string) model.Model
 	// Prompt returns a tenant's prompt template; none when nil.
 	Prompt func(tenant string) string
-	// ReplyTimeout bounds one model reply. Default 2 minutes.
+	// OnUsage, when set, is told every reply's usage when it ends (stored,
+	// failed mid-reply or stopped; not a replay), from the grain's
+	// goroutine: it must not block. Token limits are charged through it.
+	OnUsage func(tenant string, u model.Usage)
+	// ReplyTimeout bounds one model reply, fallbacks and retries
+	// included. Default 10 minutes: each upstream call has its own,
+	// shorter, timeout (timeoutSeconds).
 	ReplyTimeout time.Duration
 	// Replies is the node's set of running replies, which a draining node
 	// waits for (Replies.Drain); a set of its own when nil.
@@ -66,7 +75,7 @@ func DefaultConfig() Config {
 		StoreTimeout: 5 * time.Second,
 		Model:        model.Mock{},
 		Prompt:       func(string) string { return "" },
-		ReplyTimeout: 2 * time.Minute,
+		ReplyTimeout: 10 * time.Minute,
 		Replies:      NewReplies(),
 		Logger:       slog.New(slog.DiscardHandler),
 	}

@@ -42,6 +42,9 @@ type grain struct {
 	// run is the slot in Config.Replies a Chat holds from before its user
 	// message is stored until its reply starts (startReply takes it).
 	run *replyRun
+	// stopReply cancels the reply in progress; stopped says Stop did.
+	stopReply context.CancelFunc
+	stopped   bool
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -68,6 +71,9 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *Chat:
 		g.idle.Touch()
 		g.chat(ctx, msg)
+	case *Stop:
+		g.idle.Touch()
+		g.stop(ctx)
 	case *replyFinished:
 		g.idle.Touch()
 		g.replyDone(ctx, msg)

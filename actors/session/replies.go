@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -81,12 +82,17 @@ func (r *Replies) Wait(ctx context.Context) error {
 	}
 }
 
-// Cut ends every running reply with cause: each stops where it is and is
-// stored as far as it got, its stream ending with an error.
-func (r *Replies) Cut(cause error) {
+// errReplyCut is the cause of a reply Cut ended.
+var errReplyCut = errors.New("the node shut down before the reply was finished")
+
+// Cut ends every running reply: each stops where it is and is stored as
+// far as it got (finish reason "error"), and its stream ends with a
+// retryable error (unavailable), not upstream_failed: the model did not
+// fail, the node stopped.
+func (r *Replies) Cut() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for run := range r.running {
-		run.cancel(cause)
+		run.cancel(errReplyCut)
 	}
 }

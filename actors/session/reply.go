@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,7 +17,8 @@ type Event struct {
 	Text  string
 	// Done ends a reply that was written and stored.
 	Done *Done
-	// Err ends a reply that could not be completed or stored; it is
+	// Err ends a reply that could not be completed or stored: an
+	// *UpstreamError when the model failed, otherwise
 	// grains.ErrUnavailable, in the session's words.
 	Err error
 }
@@ -27,6 +29,47 @@ type Done struct {
 	Message          Entry
 	PromptTokens     int
 	CompletionTokens int
+	// Model names the model that wrote the reply (a fallback's when the
+	// first failed); "" for a replayed reply.
+	Model string
+}
+
+// ErrUpstreamFailed: the tenant's model failed (HTTP 502). The user
+// message is stored; so is the partial reply when the failure followed the
+// first token. Reply's Err is then an *UpstreamError.
+var ErrUpstreamFailed = errors.New("upstream failed")
+
+// UpstreamError is a Reply's Err when the model failed: errors.Is sees
+// ErrUpstreamFailed.
+type UpstreamError struct {
+	// Message says what failed, in the session's words.
+	Message string
+	// Model names the model that failed last; "" when none was reached.
+	Model string
+	// Partial is the stored partial reply (finish reason "error") when
+	// the model failed after its first token; nil when nothing of the
+	// reply was stored.
+	Partial *Entry
+	// PromptTokens and CompletionTokens are what the model spent.
+	PromptTokens     int
+	CompletionTokens int
+}
+
+func (e *UpstreamError) Error() string { return e.Message }
+
+// Unwrap returns ErrUpstreamFailed.
+func (e *UpstreamError) Unwrap() error { return ErrUpstreamFailed }
+
+func replyFailed(m *ReplyFailed) error {
+	if m.Code != CodeUpstreamFailed {
+		return grains.Failed(&grains.Failure{Code: m.Code, Message: m.Message})
+	}
+	e := &UpstreamError{Message: m.Message, Model: m.Model, PromptTokens: int(m.PromptTokens), CompletionTokens: int(m.CompletionTokens)}
+	if m.Partial != nil {
+		p := entry(m.Partial)
+		e.Partial = &p
+	}
+	return e
 }
 
 // Reply is the caller's end of one chat reply: an actor on this node that
@@ -89,9 +132,9 @@ func (c *Client) openReply(tokens bool, buffer int, grace time.Duration) *Reply 
 			sawToken = true
 			r.put(Event{Index: int(m.Index), Text: m.Text})
 		case *ReplyDone:
-			r.put(Event{Done: &Done{Message: entry(m.Message), PromptTokens: int(m.PromptTokens), CompletionTokens: int(m.CompletionTokens)}})
+			r.put(Event{Done: &Done{Message: entry(m.Message), PromptTokens: int(m.PromptTokens), CompletionTokens: int(m.CompletionTokens), Model: m.Model}})
 		case *ReplyFailed:
-			r.put(Event{Err: grains.Failed(&grains.Failure{Code: m.Code, Message: m.Message})})
+			r.put(Event{Err: replyFailed(m)})
 		}
 	})
 	r.pid = c.system.Root.SpawnPrefix(props, "reply")

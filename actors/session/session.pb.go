@@ -39,8 +39,12 @@ type Message struct {
 	// created_at_unix_nano is when the session stored the message, by the
 	// node's clock.
 	CreatedAtUnixNano int64 `protobuf:"varint,6,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// finish_reason is why an assistant reply ended: "stop", "length",
+	// "stopped" or "error" (a partial reply). Empty for other messages and
+	// for replies stored before it was kept.
+	FinishReason  string `protobuf:"bytes,7,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -113,6 +117,13 @@ func (x *Message) GetCreatedAtUnixNano() int64 {
 		return x.CreatedAtUnixNano
 	}
 	return 0
+}
+
+func (x *Message) GetFinishReason() string {
+	if x != nil {
+		return x.FinishReason
+	}
+	return ""
 }
 
 // Append stores one message as the session's newest and answers with
@@ -628,8 +639,11 @@ type ReplyDone struct {
 	Message          *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	PromptTokens     int32                  `protobuf:"varint,2,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int32                  `protobuf:"varint,3,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// model names the model that wrote the reply (a fallback's name when
+	// the first failed).
+	Model         string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplyDone) Reset() {
@@ -683,13 +697,30 @@ func (x *ReplyDone) GetCompletionTokens() int32 {
 	return 0
 }
 
-// ReplyFailed ends a reply that could not be completed or stored.
+func (x *ReplyDone) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ReplyFailed ends a reply that could not be completed or stored. code is
+// "upstream_failed" when the model failed: before its first token (nothing
+// was stored but the user message) or after it (message is then the
+// partial reply, stored with finish_reason "error"); "unavailable" when
+// the reply could not be stored.
 type ReplyFailed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// partial is the stored partial reply after an upstream failure that
+	// followed the first token; unset otherwise.
+	Partial          *Message `protobuf:"bytes,3,opt,name=partial,proto3" json:"partial,omitempty"`
+	Model            string   `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	PromptTokens     int32    `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int32    `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReplyFailed) Reset() {
@@ -736,11 +767,124 @@ func (x *ReplyFailed) GetMessage() string {
 	return ""
 }
 
+func (x *ReplyFailed) GetPartial() *Message {
+	if x != nil {
+		return x.Partial
+	}
+	return nil
+}
+
+func (x *ReplyFailed) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ReplyFailed) GetPromptTokens() int32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *ReplyFailed) GetCompletionTokens() int32 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+// Stop ends the reply in progress, if any, and is answered with Stopped at
+// once (also when nothing runs). The model's call is cancelled (an upstream
+// sees its connection closed); the reply is stored as far as it got with
+// finish_reason "stopped", and its ReplyDone says so.
+type Stop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stop) Reset() {
+	*x = Stop{}
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stop) ProtoMessage() {}
+
+func (x *Stop) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stop.ProtoReflect.Descriptor instead.
+func (*Stop) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{12}
+}
+
+// Stopped answers Stop. replying says whether a reply was in progress.
+type Stopped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replying      bool                   `protobuf:"varint,1,opt,name=replying,proto3" json:"replying,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stopped) Reset() {
+	*x = Stopped{}
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stopped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stopped) ProtoMessage() {}
+
+func (x *Stopped) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stopped.ProtoReflect.Descriptor instead.
+func (*Stopped) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Stopped) GetReplying() bool {
+	if x != nil {
+		return x.Replying
+	}
+	return false
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1cactors/session/session.proto\x12\x0eparley.session\"\xab\x01\n" +
+	"\x1cactors/session/session.proto\x12\x0eparley.session\"\xd0\x01\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
@@ -748,7 +892,8 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\acontent\x18\x04 \x01(\tR\acontent\x12\x1f\n" +
 	"\vtoken_count\x18\x05 \x01(\x05R\n" +
 	"tokenCount\x12/\n" +
-	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\"\x80\x01\n" +
+	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\x12#\n" +
+	"\rfinish_reason\x18\a \x01(\tR\ffinishReason\"\x80\x01\n" +
 	"\x06Append\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x1f\n" +
@@ -777,14 +922,22 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\x04host\x18\x02 \x01(\tR\x04host\"1\n" +
 	"\x05Token\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\x90\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xa6\x01\n" +
 	"\tReplyDone\x121\n" +
 	"\amessage\x18\x01 \x01(\v2\x17.parley.session.MessageR\amessage\x12#\n" +
 	"\rprompt_tokens\x18\x02 \x01(\x05R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\";\n" +
+	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"\xd6\x01\n" +
 	"\vReplyFailed\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
+	"\apartial\x18\x03 \x01(\v2\x17.parley.session.MessageR\apartial\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
+	"\rprompt_tokens\x18\x05 \x01(\x05R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokens\"\x06\n" +
+	"\x04Stop\"%\n" +
+	"\aStopped\x12\x1a\n" +
+	"\breplying\x18\x01 \x01(\bR\breplyingB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
 	file_actors_session_session_proto_rawDescOnce sync.Once
@@ -798,7 +951,7 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_actors_session_session_proto_goTypes = []any{
 	(*Message)(nil),     // 0: parley.session.Message
 	(*Append)(nil),      // 1: parley.session.Append
@@ -812,17 +965,20 @@ var file_actors_session_session_proto_goTypes = []any{
 	(*Token)(nil),       // 9: parley.session.Token
 	(*ReplyDone)(nil),   // 10: parley.session.ReplyDone
 	(*ReplyFailed)(nil), // 11: parley.session.ReplyFailed
+	(*Stop)(nil),        // 12: parley.session.Stop
+	(*Stopped)(nil),     // 13: parley.session.Stopped
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
 	0, // 1: parley.session.Page.messages:type_name -> parley.session.Message
 	0, // 2: parley.session.ChatStarted.user_message:type_name -> parley.session.Message
 	0, // 3: parley.session.ReplyDone.message:type_name -> parley.session.Message
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 4: parley.session.ReplyFailed.partial:type_name -> parley.session.Message
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_actors_session_session_proto_init() }
@@ -836,7 +992,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

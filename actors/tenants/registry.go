@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/persistence"
 )
@@ -43,6 +44,7 @@ type Registry struct {
 // snapshot is one parsed tenants file; it is never modified.
 type snapshot struct {
 	tenants map[string]*Tenant
+	order   []*Tenant // as in the file, for errors that name tenants[i]
 	keys    []storedKey
 	origins map[string]bool // every tenant's cors.allowedOrigins
 }
@@ -89,11 +91,15 @@ func Parse(r io.Reader) (*Registry, error) {
 		if _, dup := reg.tenants[t.ID]; dup {
 			return nil, fmt.Errorf("tenants file: tenants[%d].id: %q appears twice", i, t.ID)
 		}
+		if err := checkModel(i, t.Model); err != nil {
+			return nil, err
+		}
 		t := t.withDefaults()
 		reg.tenants[t.ID] = &t
 		for _, o := range t.CORS.AllowedOrigins {
 			reg.origins[o] = true
 		}
+		reg.order = append(reg.order, &t)
 		ids := map[string]bool{}
 		for j, k := range t.APIKeys {
 			if ids[k.ID] {
@@ -184,6 +190,12 @@ func newValidator() *validator.Validate {
 	_ = v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
 		return validOrigin(fl.Field().String())
 	})
+	_ = v.RegisterValidation("baseurl", func(fl validator.FieldLevel) bool {
+		return model.CheckBaseURL(fl.Field().String()) == nil
+	})
+	_ = v.RegisterValidation("envname", func(fl validator.FieldLevel) bool {
+		return validEnvName(fl.Field().String())
+	})
 	return v
 }
 
@@ -237,6 +249,10 @@ func explain(fe validator.FieldError) string {
 		return "must be printable ASCII"
 	case "origin":
 		return fmt.Sprintf("%q is not an origin: scheme://host[:port] as a browser sends it (lowercase, no path, no default port, no wildcard)", fe.Value())
+	case "baseurl":
+		return fmt.Sprintf("%q is not an absolute http or https URL", fe.Value())
+	case "envname":
+		return fmt.Sprintf("%q is not an environment variable name (letters, digits, _)", fe.Value())
 	}
 	return "fails " + fe.Tag()
 }

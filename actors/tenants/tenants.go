@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 )
 
@@ -59,6 +60,10 @@ type RateLimit struct {
 	User                 ScopeLimit `json:"user"`
 	IP                   ScopeLimit `json:"ip"`
 	OnLimiterUnavailable string     `json:"onLimiterUnavailable" validate:"omitempty,oneof=open closed"`
+	// TokensPerMinute bounds the tenant's model tokens (prompt and
+	// completion, as the provider counts them) in any sliding minute; 0,
+	// the default, is no limit.
+	TokensPerMinute int `json:"tokensPerMinute" validate:"gte=0,lte=1000000000"`
 }
 
 // ScopeLimit is a per-user or per-IP limit.
@@ -72,13 +77,6 @@ type Sessions struct {
 	RetentionDays int `json:"retentionDays" validate:"gte=0,lte=36500"`
 }
 
-// Model names the model a tenant's sessions use and the prompt template
-// it is given.
-type Model struct {
-	Name           string `json:"name" validate:"omitempty,oneof=mock"`
-	PromptTemplate string `json:"promptTemplate" validate:"max=65536"`
-}
-
 // Defaults for every limit a tenant leaves at zero.
 const (
 	DefaultPerMinute      = 600
@@ -88,7 +86,7 @@ const (
 	DefaultUnavailable    = "open"
 	DefaultMaxMessages    = 1000
 	DefaultRetentionDays  = 30
-	DefaultModel          = "mock"
+	DefaultModel          = model.ProviderMock
 	DefaultPromptTemplate = "You are a helpful assistant."
 )
 
@@ -108,8 +106,8 @@ func (t Tenant) withDefaults() Tenant {
 	if t.RateLimit.OnLimiterUnavailable == "" {
 		t.RateLimit.OnLimiterUnavailable = DefaultUnavailable
 	}
-	if t.Model.Name == "" {
-		t.Model.Name = DefaultModel
+	if t.Model.Provider == "" {
+		t.Model.Provider = DefaultModel
 	}
 	if t.Model.PromptTemplate == "" {
 		t.Model.PromptTemplate = DefaultPromptTemplate

@@ -1,10 +1,13 @@
 package tenants_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/model/openaitest"
 	"github.com/parley-chat/parley/actors/tenants"
 )
 
@@ -36,7 +39,7 @@ func TestParseFillsDefaultsAndAuthenticates(t *testing.T) {
 	if r.MaxMessages != 50 || r.MaxAge != 30*24*time.Hour {
 		t.Errorf("retention %+v, want 50 messages (set) and 30 days (default)", r)
 	}
-	if tenant.RateLimit.PerMinute != tenants.DefaultPerMinute || tenant.RateLimit.OnLimiterUnavailable != "open" || tenant.Model.Name != "mock" {
+	if tenant.RateLimit.PerMinute != tenants.DefaultPerMinute || tenant.RateLimit.OnLimiterUnavailable != "open" || tenant.Model.Provider != "mock" {
 		t.Errorf("defaults not applied: %+v", tenant)
 	}
 	if got := reg.Retention("unknown"); got.MaxMessages != 1000 {
@@ -64,7 +67,6 @@ func TestBadFilesNameTheField(t *testing.T) {
 		{"wrong type", file(acme(`, "rateLimit": {"perMinute": "lots"}`)), "perMinute"},
 		{"negative limit", file(acme(`, "rateLimit": {"perMinute": -1}`)), "tenants[0].rateLimit.perMinute: must be 0 or more"},
 		{"bad policy", file(acme(`, "rateLimit": {"onLimiterUnavailable": "maybe"}`)), "tenants[0].rateLimit.onLimiterUnavailable: maybe is not one of: open closed"},
-		{"bad model", file(acme(`, "model": {"name": "gpt-9"}`)), "tenants[0].model.name"},
 		{"origin with a path", file(acme(`, "cors": {"allowedOrigins": ["https://app.example.com/"]}`)), `tenants[0].cors.allowedOrigins[0]: "https://app.example.com/" is not an origin`},
 		{"origin wildcard", file(acme(`, "cors": {"allowedOrigins": ["https://ok.example.com", "*"]}`)), `tenants[0].cors.allowedOrigins[1]: "*" is not an origin`},
 		{"origin subdomain wildcard", file(acme(`, "cors": {"allowedOrigins": ["https://*.example.com"]}`)), "cors.allowedOrigins[0]"},
@@ -72,6 +74,14 @@ func TestBadFilesNameTheField(t *testing.T) {
 		{"origin default port", file(acme(`, "cors": {"allowedOrigins": ["https://app.example.com:443"]}`)), "cors.allowedOrigins[0]"},
 		{"origin not http", file(acme(`, "cors": {"allowedOrigins": ["ftp://app.example.com"]}`)), "cors.allowedOrigins[0]"},
 		{"origin without scheme", file(acme(`, "cors": {"allowedOrigins": ["app.example.com"]}`)), "cors.allowedOrigins[0]"},
+		{"model without provider", file(acme(`, "model": {"name": "gpt-9"}`)), "tenants[0].model.name"},
+		{"unknown provider", file(acme(`, "model": {"provider": "llama"}`)), "tenants[0].model.provider: llama is not one of: mock openai"},
+		{"unparsable baseURL", file(acme(`, "model": {"provider": "openai", "name": "m", "baseURL": "http//nohost"}`)), "tenants[0].model.baseURL"},
+		{"openai without name", file(acme(`, "model": {"provider": "openai"}`)), "tenants[0].model.name: is required"},
+		{"fallback without name", file(acme(`, "model": {"provider": "openai", "name": "m", "fallbacks": [{"baseURL": "http://127.0.0.1:11434/v1"}]}`)), "tenants[0].model.fallbacks[0].name: is required"},
+		{"fallback baseURL", file(acme(`, "model": {"provider": "openai", "name": "m", "fallbacks": [{"name": "n", "baseURL": "::"}]}`)), "tenants[0].model.fallbacks[0].baseURL"},
+		{"bad apiKeyEnv", file(acme(`, "model": {"provider": "openai", "name": "m", "apiKeyEnv": "OPENAI KEY"}`)), "tenants[0].model.apiKeyEnv"},
+		{"temperature", file(acme(`, "model": {"provider": "openai", "name": "m", "temperature": 7}`)), "tenants[0].model.temperature: must be at most 2"},
 		{"duplicate tenant", file(acme("") + "," + strings.Replace(acme(""), hash, tenants.HashKey("other"), 1)), `tenants[1].id: "acme" appears twice`},
 		{"key shared by two tenants", file(acme("") + "," + strings.Replace(acme(""), `"acme"`, `"globex"`, 1)), `tenants[1].apiKeys[0].hash: the same key is already tenant "acme"'s`},
 	}
@@ -113,5 +123,74 @@ func TestAllowedOriginsPerTenantAndAcrossReloads(t *testing.T) {
 	reg.Replace(next)
 	if reg.AnyAllowsOrigin("https://app.example.com") || reg.AnyAllowsOrigin("http://127.0.0.1:5173") {
 		t.Error("origins of the old file still allowed after Replace")
+	}
+}
+
+// A model config builds at start: the mock for the old {"name": "mock"},
+// and a missing apiKeyEnv variable is an error naming the field and the
+// variable.
+func TestModelsReadKeysAtStart(t *testing.T) {
+	openai := `, "model": {"provider": "openai", "name": "m", "apiKeyEnv": "ACME_KEY", "fallbacks": [{"name": "n", "apiKeyEnv": "OTHER_KEY"}]}`
+	reg, err := tenants.Parse(strings.NewReader(file(acme(openai))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ACME_KEY": "sk-1"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	_, err = reg.Models(model.Mock{}, model.ChainConfig{}, getenv)
+	if err == nil || !strings.Contains(err.Error(), "tenants[0].model.fallbacks[0].apiKeyEnv") || !strings.Contains(err.Error(), "OTHER_KEY") {
+		t.Fatalf("missing fallback key: %v", err)
+	}
+	env["OTHER_KEY"] = "sk-2"
+	models, err := reg.Models(model.Mock{}, model.ChainConfig{}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := models("acme").(*model.Chain); !ok {
+		t.Fatalf("acme's model is %T, want a chain", models("acme"))
+	}
+	if _, ok := models("other").(model.Mock); !ok {
+		t.Fatalf("an unknown tenant's model is %T, want the mock", models("other"))
+	}
+
+	old, err := tenants.Parse(strings.NewReader(file(acme(`, "model": {"name": "mock"}`))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, err = old.Models(model.Mock{}, model.ChainConfig{}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := models("acme").(model.Mock); !ok {
+		t.Fatalf(`{"name": "mock"} built %T, want the mock`, models("acme"))
+	}
+}
+
+// A fallback on another endpoint never gets the primary's key; one on the
+// same endpoint does.
+func TestFallbackOnAnotherEndpointGetsNoPrimaryKey(t *testing.T) {
+	primary := openaitest.New(t, openaitest.Step{Status: 400}, openaitest.Step{Status: 400})
+	other := openaitest.New(t)
+	cfg := `, "model": {"provider": "openai", "name": "m", "baseURL": "` + primary.BaseURL() + `", "apiKeyEnv": "ACME_KEY",
+		"fallbacks": [{"name": "same"}, {"name": "other", "baseURL": "` + other.BaseURL() + `"}]}`
+	reg, err := tenants.Parse(strings.NewReader(file(acme(cfg))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, err := reg.Models(model.Mock{}, model.ChainConfig{}, func(string) (string, bool) { return "sk-acme", true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage, err := models("acme").Stream(context.Background(), model.Request{Message: "hi"}, func(string) error { return nil })
+	if err != nil || usage.Model != "other" {
+		t.Fatalf("usage %+v, err %v", usage, err)
+	}
+	for i, r := range primary.Requests() {
+		if r.Authorization != "Bearer sk-acme" {
+			t.Errorf("primary endpoint request %d: authorization %q", i, r.Authorization)
+		}
+	}
+	if a := other.Requests()[0].Authorization; a != "" {
+		t.Fatalf("the other endpoint was sent %q", a)
 	}
 }

@@ -23,6 +23,12 @@ import (
 // for the short requests beside them.
 const defaultMaxConnections = 12_000
 
+// defaultDrainTimeout is --drain-timeout: long enough for a typical
+// model reply to finish. A reply may run longer (session.Config's
+// ReplyTimeout bounds fallbacks and retries too); one still running when
+// the drain ends is stored as far as it got.
+const defaultDrainTimeout = 2 * time.Minute
+
 // errHelp: -h was asked for and printed.
 var errHelp = errors.New("help requested")
 
@@ -82,7 +88,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.TenantsFile, "tenants", "", "tenants file (JSON)")
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", model.DefaultMock().TokenDelay, "delay between tokens of the mock model")
 	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", session.DefaultConfig().ReplyTimeout, "on SIGTERM, how long replies in progress may take to finish before they are cut short and stored as far as they got")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long replies in progress may take to finish before they are cut short and stored as far as they got")
 	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -184,3 +184,28 @@ func TestBadTenantsFileStopsTheNodeNamingTheField(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// A model config the node cannot use stops it at start, naming the field:
+// a bad provider, baseURL or fallback in the file, or a key variable the
+// environment lacks.
+func TestBadModelConfigStopsTheNodeNamingTheField(t *testing.T) {
+	hash := `"apiKeys": [{"id": "web", "hash": "sha256:` + strings.Repeat("a", 64) + `"}]`
+	cases := []struct{ name, model, want string }{
+		{"unknown provider", `{"provider": "anthropic"}`, "tenants[0].model.provider"},
+		{"unparsable baseURL", `{"provider": "openai", "name": "m", "baseURL": "localhost:11434"}`, "tenants[0].model.baseURL"},
+		{"fallback without a name", `{"provider": "openai", "name": "m", "fallbacks": [{"provider": "openai"}]}`, "tenants[0].model.fallbacks[0].name"},
+		{"missing key variable", `{"provider": "openai", "name": "m", "apiKeyEnv": "PARLEY_TEST_UNSET_KEY"}`, "tenants[0].model.apiKeyEnv: the API key environment variable is not set: PARLEY_TEST_UNSET_KEY"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tenants.json")
+			if err := os.WriteFile(path, []byte(`{"tenants": [{"id": "acme", `+hash+`, "model": `+tc.model+`}]}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stderr := runServe(t, "--tenants", path, "--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--raft-addr", freePort(t), "--data-dir", t.TempDir())
+			if code != exitBadRun || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+		})
+	}
+}

@@ -103,6 +103,7 @@ type node struct {
 	replies  *session.Replies // the replies this node's sessions are writing
 	hurry    chan struct{}    // closed by a second signal: stop waiting for replies
 	tenants  *tenants.Registry
+	models   *tenantModels
 	reloads  reloadObserver
 	cfg      serveConfig
 	stores   stores
@@ -167,6 +168,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
+	metrics := edge.NewMetrics()
+	// Every tenant's model now, so that a missing API key stops the node
+	// before anything started.
+	models := &tenantModels{mock: model.Mock{TokenDelay: cfg.MockTokenDelay}, chain: model.ChainConfig{Observer: metrics}}
+	if err := models.build(registry); err != nil {
+		return nil, usageError{fmt.Errorf("--tenants: %w", err)}
+	}
 	st, err := openStores(cfg, sec, logger.With("component", "storage"))
 	if err != nil {
 		return nil, err
@@ -174,13 +182,16 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	undo = append(undo, func() { _ = st.close() })
 	store := st.sessions
 
-	metrics := edge.NewMetrics()
 	replies := session.NewReplies()
+	// The limiter needs the cluster member, which needs the session kind:
+	// replies charge their tokens through it once it exists.
+	var limiterRef atomic.Pointer[ratelimit.Limiter]
 	sessions, err := session.NewKind(session.Config{
 		Replies:     replies,
 		Store:       store,
 		Retention:   registry.Retention,
-		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
+		Models:      models.For,
+		OnUsage:     edge.ChargeTokens(registry, limiterRef.Load, logger.With("component", "ratelimit")),
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
 		IdleTimeout: cfg.SessionIdle,
@@ -228,9 +239,10 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
+	limiterRef.Store(limiter)
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
-	n := &node{replies: replies, hurry: make(chan struct{}), tenants: registry, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
+	n := &node{replies: replies, hurry: make(chan struct{}), tenants: registry, models: models, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
 		security: sec, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
@@ -335,7 +347,7 @@ func (n *node) drainReplies(logger *slog.Logger) time.Time {
 		return deadline
 	}
 	logger.Warn("draining: cutting replies short; each is stored as far as it got", "replies", n.replies.Running())
-	n.replies.Cut(errDrainCut)
+	n.replies.Cut()
 	wait, cancelWait := context.WithTimeout(context.Background(), replyCutGrace)
 	defer cancelWait()
 	if err := n.replies.Wait(wait); err != nil {
@@ -343,9 +355,6 @@ func (n *node) drainReplies(logger *slog.Logger) time.Time {
 	}
 	return time.Now()
 }
-
-// errDrainCut is why a reply cut short by a drain ended.
-var errDrainCut = errors.New("the node shut down before the reply was finished")
 
 // later is the later of a and b.
 func later(a, b time.Time) time.Time {

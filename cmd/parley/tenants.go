@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/tenants"
 )
 
@@ -43,8 +45,46 @@ func (n *node) reload(logger *slog.Logger) {
 		logger.Error("tenants file not reloaded; the running config stays", "err", err)
 		return
 	}
+	// The models of the new file, keys read again: a tenant whose
+	// apiKeyEnv variable is unset keeps the whole running config, as a
+	// bad file does.
+	if err := n.models.build(next); err != nil {
+		n.reloads.ConfigReloadFailed()
+		logger.Error("tenants file not reloaded; the running config stays", "err", err)
+		return
+	}
 	n.tenants.Replace(next)
 	logger.Info("tenants file reloaded", "file", path, "tenants", next.Len())
+}
+
+// tenantModels is session.Config.Models across reloads of the tenants
+// file: build makes every tenant's model from a registry (reading each
+// apiKeyEnv variable then), and For answers from the last one built. A
+// reply in progress keeps the model it started with; the next chat of a
+// session takes the new one. It is safe for concurrent use.
+type tenantModels struct {
+	mock  model.Model       // the mock tenants without a provider get, and unknown tenants
+	chain model.ChainConfig // retries and the observer, shared by every tenant
+	cur   atomic.Pointer[func(tenant string) model.Model]
+}
+
+// build makes reg's models the ones For answers with, or leaves the
+// current ones and names the field at fault.
+func (m *tenantModels) build(reg *tenants.Registry) error {
+	models, err := reg.Models(m.mock, m.chain, nil)
+	if err != nil {
+		return err
+	}
+	m.cur.Store(&models)
+	return nil
+}
+
+// For returns tenant's model.
+func (m *tenantModels) For(tenant string) model.Model {
+	if f := m.cur.Load(); f != nil {
+		return (*f)(tenant)
+	}
+	return m.mock
 }
 
 // loadTenants loads --tenants, or, without one, the data dir's

@@ -87,10 +87,13 @@ const modelConfigKey = "parley/model"
 // modelConfigTimeout bounds the cache reads and writes of modelConfig.
 const modelConfigTimeout = 500 * time.Millisecond
 
-// modelConfig reads the tenant's model config through the cache and fills
-// the cache from the tenants file on a miss (or when the cached value is
-// not a model config). Without a cache, or when it is unavailable, the
-// tenants file answers: a chat never fails for want of its config.
+// modelConfig reads the tenant's prompt template through the cache and
+// fills the cache from the tenants file on a miss (or when the cached value
+// is not a model config). Only the template is taken from the cache: where
+// a tenant's requests go (provider, baseURL, keys) is the tenants file's
+// alone, never something a tenant can PUT. Without a cache, or when it is
+// unavailable, the tenants file answers: a chat never fails for want of its
+// config.
 func (s *server) modelConfig(ctx context.Context, t *tenants.Tenant) tenants.Model {
 	if s.cfg.Cache == nil {
 		return t.Model
@@ -105,14 +108,23 @@ func (s *server) modelConfig(ctx context.Context, t *tenants.Tenant) tenants.Mod
 		s.cfg.Logger.Warn("model config from cache", "tenant", t.ID, "err", err)
 		return t.Model
 	}
-	var m tenants.Model
-	if ok && json.Unmarshal(value, &m) == nil && m.Name == tenants.DefaultModel {
+	var cached cachedModel
+	if ok && json.Unmarshal(value, &cached) == nil && cached.PromptTemplate != "" {
+		m := t.Model
+		m.PromptTemplate = cached.PromptTemplate
 		return m
 	}
-	if body, err := json.Marshal(t.Model); err == nil {
+	if body, err := json.Marshal(cachedModel{Name: t.Model.Name, PromptTemplate: t.Model.PromptTemplate}); err == nil {
 		if _, err := s.cfg.Cache.Put(ctx, t.ID, modelConfigKey, body, 0); err != nil {
 			s.cfg.Logger.Warn("filling the model config cache", "tenant", t.ID, "err", err)
 		}
 	}
 	return t.Model
+}
+
+// cachedModel is the cache's copy of a tenant's model config: what a chat
+// may take from it.
+type cachedModel struct {
+	Name           string `json:"name,omitempty"`
+	PromptTemplate string `json:"promptTemplate"`
 }

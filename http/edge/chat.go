@@ -36,6 +36,10 @@ type doneEvent struct {
 	LatencyMs int64  `json:"latencyMs"`
 	TTFTMs    int64  `json:"ttftMs"`
 	TraceID   string `json:"traceId"`
+	// Model names the model that wrote the reply (a fallback's when the
+	// first failed); FinishReason is why it ended (docs/models.md).
+	Model        string `json:"model,omitempty"`
+	FinishReason string `json:"finishReason"`
 }
 
 // chatResponse is the body of POST /chat with "stream": false.
@@ -45,6 +49,7 @@ type chatResponse struct {
 	LatencyMs int64       `json:"latencyMs"`
 	TTFTMs    int64       `json:"ttftMs"`
 	TraceID   string      `json:"traceId"`
+	Model     string      `json:"model,omitempty"`
 }
 
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
@@ -82,10 +87,10 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer reply.Close()
 	if streaming {
-		s.streamReply(w, r, reply, start)
+		s.streamReply(w, r, reply, start, tenant.ID)
 		return
 	}
-	s.wholeReply(w, r, reply, start)
+	s.wholeReply(w, r, reply, start, tenant.ID)
 }
 
 // idempotencyKeyOf reads the optional Idempotency-Key header: "" when it is
@@ -106,7 +111,7 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
 // as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time) {
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -170,15 +175,19 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
 			switch {
 			case ev.Done != nil:
+				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
 				send("done", "", doneEvent{
-					MessageID: ev.Done.Message.ID,
-					Usage:     usage(ev.Done),
-					LatencyMs: time.Since(start).Milliseconds(),
-					TTFTMs:    ttft.Milliseconds(),
-					TraceID:   traceID,
+					MessageID:    ev.Done.Message.ID,
+					Usage:        usage(ev.Done),
+					LatencyMs:    time.Since(start).Milliseconds(),
+					TTFTMs:       ttft.Milliseconds(),
+					TraceID:      traceID,
+					Model:        ev.Done.Model,
+					FinishReason: ev.Done.Message.FinishReason,
 				})
 				return
 			case ev.Err != nil:
+				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
 				fail(ev.Err)
 				return
 			default:
@@ -197,7 +206,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 // wholeReply waits for the whole reply and answers it as one JSON body. Its
 // reply holds at most the first token and the end (ChatRequest.Tokens is
 // false), so it cannot be abandoned.
-func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time) {
+func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
 	var ttft time.Duration
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -215,15 +224,18 @@ func (s *server) wholeReply(w http.ResponseWriter, r *http.Request, reply *sessi
 			stall.Reset(s.cfg.StallTimeout)
 			switch {
 			case ev.Done != nil:
+				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
 				writeJSON(w, http.StatusOK, chatResponse{
 					Message:   toJSON(ev.Done.Message),
 					Usage:     usage(ev.Done),
 					LatencyMs: time.Since(start).Milliseconds(),
 					TTFTMs:    ttft.Milliseconds(),
 					TraceID:   w.Header().Get(HeaderTraceID),
+					Model:     ev.Done.Model,
 				})
 				return
 			case ev.Err != nil:
+				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
 				s.writeErr(w, r, ev.Err)
 				return
 			case ttft == 0:

@@ -603,7 +603,7 @@ func TestModelFailureMidStreamEndsWithAnErrorEvent(t *testing.T) {
 		t.Fatalf("events %v", types)
 	}
 	var body edge.ErrorBody
-	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUnavailable || body.TraceID != resp.Header.Get("X-Trace-Id") {
+	if err := json.Unmarshal([]byte(last.Data), &body); err != nil || body.Error.Code != edge.CodeUpstreamFailed || body.TraceID != resp.Header.Get("X-Trace-Id") {
 		t.Fatalf("error event %q (%v)", last.Data, err)
 	}
 }

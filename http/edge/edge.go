@@ -168,6 +168,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Group(func(r chi.Router) {
 		r.Use(s.withBodyLimit, s.withAuth, withCORS(), s.withRateLimit)
 		r.With(s.withFreeDisk).Post("/chat", s.chat)
+		r.Post("/chat/{sessionId}/stop", s.stopReply)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
 		if cfg.Cache != nil {

@@ -58,6 +58,7 @@ const (
 	CodeInternal            = "internal"               // 500
 	CodeInsufficientStorage = "insufficient_storage"   // 507: the node's disk is below its free-space watermark; reads and deletes still work
 	CodeNotReady            = "not_ready"              // 503 from /readyz
+	CodeUpstreamFailed      = "upstream_failed"        // 502 (or an error event): the model failed; docs/models.md
 	CodeUnavailable         = "unavailable"            // 503: the session could not be reached; retry
 	CodeSlowConsumer        = "slow_consumer"          // SSE only: the client read too slowly
 )
@@ -152,6 +153,11 @@ func (s *server) answerFor(w http.ResponseWriter, r *http.Request, err error) *r
 	case errors.Is(err, ratelimit.ErrBadIdentity):
 		return invalid("request has invalid headers", ErrorDetail{Field: "X-User-Id", Message: "must be 1 to 256 bytes of UTF-8 without NUL"})
 
+	case errors.Is(err, session.ErrUpstreamFailed):
+		// The model failed: the user message is stored, and so is the
+		// partial reply when the failure followed the first token.
+		// Retrying may reach a provider that answers; nothing says when.
+		return &requestError{status: http.StatusBadGateway, code: CodeUpstreamFailed, message: err.Error()}
 	case errors.Is(err, grains.ErrConflict):
 		return &requestError{status: http.StatusConflict, code: CodeConflict, message: "a reply is already in progress in this session; wait for it to finish"}
 	case errors.Is(err, grains.ErrInvalidArgument):

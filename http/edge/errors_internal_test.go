@@ -39,6 +39,7 @@ func TestErrorMap(t *testing.T) {
 		{"host lost mid-call", callFailed(cluster.ErrHostLost), 503, CodeUnavailable, "1", ""},
 		{"host lost mid-reply", errHostLost, 503, CodeUnavailable, "1", errHostLost.Error()},
 		{"stalled reply", errStalled, 503, CodeUnavailable, "1", errStalled.Error()},
+		{"model failed", &session.UpstreamError{Message: "the model failed mid-reply", Model: "m"}, 502, CodeUpstreamFailed, "", "the model failed mid-reply"},
 		{"slow consumer", errSlowConsumer, 503, CodeSlowConsumer, "", ""},
 		{"bad session id", fmt.Errorf("x: %w", session.ErrBadIdentity), 400, CodeValidation, "", "request has invalid fields"},
 		{"bad cache key", fmt.Errorf("%w: key", cache.ErrInvalidKey), 400, CodeValidation, "", "request has invalid fields"},

@@ -19,6 +19,9 @@ type messageJSON struct {
 	Content    string `json:"content"`
 	CreatedAt  string `json:"createdAt"`
 	TokenCount int    `json:"tokenCount"`
+	// FinishReason is an assistant message's: stop, length, stopped or
+	// error (docs/models.md).
+	FinishReason string `json:"finishReason,omitempty"`
 }
 
 // historyResponse is the body of GET /chat/{sessionId}/history.
@@ -29,12 +32,13 @@ type historyResponse struct {
 
 func toJSON(m session.Entry) messageJSON {
 	return messageJSON{
-		ID:         m.ID,
-		Seq:        m.Seq,
-		Role:       m.Role,
-		Content:    m.Content,
-		CreatedAt:  m.CreatedAt.UTC().Format(time.RFC3339Nano),
-		TokenCount: m.TokenCount,
+		ID:           m.ID,
+		Seq:          m.Seq,
+		Role:         m.Role,
+		Content:      m.Content,
+		CreatedAt:    m.CreatedAt.UTC().Format(time.RFC3339Nano),
+		TokenCount:   m.TokenCount,
+		FinishReason: m.FinishReason,
 	}
 }
 

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/ratelimit"
+	"github.com/parley-chat/parley/actors/session"
 )
 
 // Metrics are the node's Prometheus metrics, served at GET /metrics
@@ -26,7 +29,13 @@ type Metrics struct {
 
 	rateUnavailable *prometheus.CounterVec
 	reloadErrors    prometheus.Counter
+
+	modelTokens    *prometheus.CounterVec
+	upstreamTTFT   *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
 }
+
+var _ model.Observer = (*Metrics)(nil)
 
 // NewMetrics creates the metrics on their own registry, with the Go
 // runtime and process collectors.
@@ -62,8 +71,21 @@ func NewMetrics() *Metrics {
 		cacheGets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_cache_gets_total", Help: "Cache reads by result (hit or miss).",
 		}, []string{"result"}),
+		// Tenants and model names come from the tenants file, never from
+		// a request or an upstream, so these label sets are bounded.
+		modelTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_model_tokens_total", Help: "Tokens of finished replies, as the provider counted them, by tenant, model and kind (prompt or completion).",
+		}, []string{"tenant", "model", "kind"}),
+		upstreamTTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_upstream_time_to_first_token_seconds", Help: "Time from an upstream model call being sent to its first content delta, by model.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"model"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_upstream_errors_total", Help: "Failed upstream model calls by model and code (rate_limited, server_error, timeout…).",
+		}, []string{"model", "code"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.ttft, m.streams, m.activations, m.rateDecision, m.rateUnavailable, m.cacheGets, m.reloadErrors,
+		m.modelTokens, m.upstreamTTFT, m.upstreamErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -118,6 +140,34 @@ func (m *Metrics) Unavailable(scope ratelimit.Scope) {
 	m.rateUnavailable.WithLabelValues(string(scope)).Inc()
 }
 
+// UpstreamFirstToken implements model.Observer.
+func (m *Metrics) UpstreamFirstToken(name string, d time.Duration) {
+	m.upstreamTTFT.WithLabelValues(name).Observe(d.Seconds())
+}
+
+// UpstreamError implements model.Observer.
+func (m *Metrics) UpstreamError(name, code string) {
+	m.upstreamErrors.WithLabelValues(name, code).Inc()
+}
+
+// replyTokens counts a finished reply's tokens.
+func (m *Metrics) replyTokens(tenant, name string, prompt, completion int) {
+	if name == "" {
+		return // a replayed reply, or one that never reached a model: nothing was spent
+	}
+	m.modelTokens.WithLabelValues(tenant, name, "prompt").Add(float64(prompt))
+	m.modelTokens.WithLabelValues(tenant, name, "completion").Add(float64(completion))
+}
+
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// failedReplyTokens counts the tokens of a reply whose model failed: what
+// the provider spent before it failed is spent all the same.
+func (m *Metrics) failedReplyTokens(tenant string, err error) {
+	var upstream *session.UpstreamError
+	if errors.As(err, &upstream) {
+		m.replyTokens(tenant, upstream.Model, upstream.PromptTokens, upstream.CompletionTokens)
+	}
 }

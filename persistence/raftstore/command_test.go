@@ -129,6 +129,13 @@ func TestFormat1StillDecodes(t *testing.T) {
 	if got, err := decodeCommand(v2); err != nil || !reflect.DeepEqual(got, keyed) {
 		t.Fatalf("format 2 command decoded as %+v, %v; want %+v", got, err, keyed)
 	}
+	// A finish reason, kept only by records, comes back.
+	finished := keyed
+	finished.msgs = []persistence.Message{msg}
+	finished.msgs[0].FinishReason = "stopped"
+	if got, err := decodeCommand(encodeCommand(finished)); err != nil || !reflect.DeepEqual(got.msgs, finished.msgs) {
+		t.Fatalf("a command with a finish reason decoded as %+v, %v", got.msgs, err)
+	}
 	// A format 2 command marked format 1 has a key nobody reads.
 	v2[0] = wireFormatV1
 	if _, err := decodeCommand(v2); err == nil {

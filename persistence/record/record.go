@@ -96,6 +96,7 @@ func MessageOf(m persistence.Message) *Message {
 		CreatedAt:      TimeOf(m.CreatedAt),
 		Content:        []byte(m.Content),
 		IdempotencyKey: []byte(m.IdempotencyKey),
+		FinishReason:   m.FinishReason,
 	}
 }
 
@@ -109,6 +110,7 @@ func (m *Message) AsMessage() persistence.Message {
 		TokenCount:     int(m.GetTokenCount()),
 		CreatedAt:      m.GetCreatedAt().AsTime(),
 		IdempotencyKey: string(m.GetIdempotencyKey()),
+		FinishReason:   m.GetFinishReason(),
 	}
 }
 

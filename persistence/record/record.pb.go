@@ -96,8 +96,12 @@ type Message struct {
 	CreatedAt      *Time                  `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	Content        []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
 	IdempotencyKey []byte                 `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// finish_reason is why an assistant reply ended ("stop", "length",
+	// "stopped", "error"); empty for other messages and for replies stored
+	// before it was kept.
+	FinishReason  string `protobuf:"bytes,8,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -177,6 +181,13 @@ func (x *Message) GetIdempotencyKey() []byte {
 		return x.IdempotencyKey
 	}
 	return nil
+}
+
+func (x *Message) GetFinishReason() string {
+	if x != nil {
+		return x.FinishReason
+	}
+	return ""
 }
 
 // Meta is a session's sequence bounds.
@@ -1178,7 +1189,7 @@ const file_persistence_record_record_proto_rawDesc = "" +
 	"\x1fpersistence/record/record.proto\x12\rparley.record\"6\n" +
 	"\x04Time\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\x14\n" +
-	"\x05nanos\x18\x02 \x01(\x05R\x05nanos\"\xd7\x01\n" +
+	"\x05nanos\x18\x02 \x01(\x05R\x05nanos\"\xfc\x01\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -1188,7 +1199,8 @@ const file_persistence_record_record_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x13.parley.record.TimeR\tcreatedAt\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\fR\x0eidempotencyKey\">\n" +
+	"\x0fidempotency_key\x18\a \x01(\fR\x0eidempotencyKey\x12#\n" +
+	"\rfinish_reason\x18\b \x01(\tR\ffinishReason\">\n" +
 	"\x04Meta\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1b\n" +
 	"\tfirst_seq\x18\x02 \x01(\x04R\bfirstSeq\"S\n" +

@@ -15,7 +15,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	zone := time.FixedZone("x", -7*3600)
 	for _, m := range []persistence.Message{
 		{},
-		{Seq: 1<<64 - 1, ID: "id", Role: persistence.RoleAssistant, Content: "hé\x00llo 🎉", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone), IdempotencyKey: "retry-\xff\xfe"},
+		{Seq: 1<<64 - 1, ID: "id", Role: persistence.RoleAssistant, Content: "hé\x00llo 🎉", TokenCount: -42, CreatedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, zone), IdempotencyKey: "retry-\xff\xfe", FinishReason: "length"},
 		{ID: "old", Role: persistence.RoleSystem, CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
 	} {
 		var r record.Message

@@ -102,7 +102,7 @@ func newestFirst(from, to uint64) []uint64 {
 func checkMessage(t *testing.T, got, want persistence.Message) {
 	t.Helper()
 	if got.Seq != want.Seq || got.ID != want.ID || got.Role != want.Role || got.Content != want.Content ||
-		got.TokenCount != want.TokenCount || !got.CreatedAt.Equal(want.CreatedAt) || got.IdempotencyKey != want.IdempotencyKey {
+		got.TokenCount != want.TokenCount || !got.CreatedAt.Equal(want.CreatedAt) || got.IdempotencyKey != want.IdempotencyKey || got.FinishReason != want.FinishReason {
 		t.Fatalf("message:\n got  %+v\n want %+v", got, want)
 	}
 }

@@ -52,7 +52,8 @@ func testRoundTrip(t *testing.T, s persistence.Store) {
 		{Seq: 2, ID: "01J-ü/:x", Role: persistence.RoleUser, Content: "héllo\n\x00\"world\" 🎉",
 			TokenCount: -1, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, zone), IdempotencyKey: "req-7f3a:retry/1"},
 		{Seq: 3, ID: strings.Repeat("i", 200), Role: persistence.RoleAssistant, Content: strings.Repeat("long ", 2000),
-			TokenCount: 1 << 30, CreatedAt: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), IdempotencyKey: strings.Repeat("k", 128) + "\xff\x00"},
+			TokenCount: 1 << 30, CreatedAt: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), IdempotencyKey: strings.Repeat("k", 128) + "\xff\x00",
+			FinishReason: "error"},
 	}
 	mustAppend(t, s, key, 0, want, persistence.AppendOptions{})
 	page := mustPage(t, s, key, 0, 10, time.Time{})

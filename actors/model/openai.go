@@ -1,0 +1,258 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+)
+
+// MaxResponseBytes bounds what one upstream call may send, so that no
+// upstream can make a node buffer without bound (the SDK's event decoder
+// keeps a data line until its end): a response past it fails as too_large.
+const MaxResponseBytes = 8 << 20
+
+// MaxReplyBytes bounds a reply's text (a stored message is at most 1 MiB):
+// the reply is cut there and ends with FinishLength.
+const MaxReplyBytes = 1000 << 10
+
+// OpenAI streams replies from one OpenAI-compatible Chat Completions
+// endpoint through the official SDK. It makes one call per Stream, never
+// retrying (Chain does that). Safe for concurrent use.
+type OpenAI struct {
+	cfg Config
+	svc openai.ChatCompletionService
+}
+
+var _ Model = (*OpenAI)(nil)
+
+// NewOpenAI validates cfg (Provider openai) and builds the client. Nothing
+// is read from the environment: the key is cfg.APIKey.
+func NewOpenAI(cfg Config) (*OpenAI, error) {
+	cfg.Provider = ProviderOpenAI
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	opts := []option.RequestOption{
+		option.WithBaseURL(cfg.BaseURL),
+		option.WithMaxRetries(0),
+		option.WithHTTPClient(&http.Client{Transport: http.DefaultTransport}),
+		option.WithMiddleware(limitResponse),
+	}
+	if cfg.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(cfg.APIKey))
+	}
+	// NewChatCompletionService, unlike openai.NewClient, reads no
+	// OPENAI_* variable: a node's environment must not decide where a
+	// tenant's requests go or which organisation they bill.
+	return &OpenAI{cfg: cfg, svc: openai.NewChatCompletionService(opts...)}, nil
+}
+
+// Stream implements Model: one streamed Chat Completions call. Failures are
+// *UpstreamError.
+func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) error) (Usage, error) {
+	usage := Usage{Model: o.cfg.Name}
+	stream := o.svc.NewStreaming(ctx, o.params(req))
+	defer stream.Close()
+	var upstreamUsage *openai.CompletionUsage
+	size := 0
+	for stream.Next() {
+		chunk := stream.Current()
+		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
+			u := chunk.Usage
+			upstreamUsage = &u
+		}
+		for _, choice := range chunk.Choices {
+			if choice.Index != 0 {
+				continue // n is 1; another choice is not ours to show
+			}
+			if text := choice.Delta.Content; text != "" {
+				if size+len(text) > MaxReplyBytes {
+					usage.FinishReason = FinishLength
+					return o.finish(usage, upstreamUsage, req), nil
+				}
+				size += len(text)
+				if err := emit(text); err != nil {
+					return o.finish(usage, upstreamUsage, req), err
+				}
+				usage.CompletionTokens++
+			}
+			if choice.FinishReason != "" {
+				usage.FinishReason = FinishStop
+				if choice.FinishReason == "length" {
+					usage.FinishReason = FinishLength
+				}
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return o.finish(usage, upstreamUsage, req), o.upstreamError(ctx, err)
+	}
+	if usage.FinishReason == "" {
+		// The body ended (EOF) without a finish_reason: the connection
+		// was cut, not the reply finished.
+		return o.finish(usage, upstreamUsage, req), &UpstreamError{Model: o.cfg.Name, Code: CodeConnection,
+			Err: errors.New("the stream ended before the reply finished")}
+	}
+	return o.finish(usage, upstreamUsage, req), nil
+}
+
+// params is the request body: the prompt template as the system message,
+// the last ContextMessages turns, the new message.
+func (o *OpenAI) params(req Request) openai.ChatCompletionNewParams {
+	history := req.History
+	if len(history) > o.cfg.ContextMessages {
+		history = history[len(history)-o.cfg.ContextMessages:]
+	}
+	msgs := make([]openai.ChatCompletionMessageParamUnion, 0, len(history)+2)
+	if req.Prompt != "" {
+		msgs = append(msgs, openai.SystemMessage(req.Prompt))
+	}
+	for _, t := range history {
+		switch t.Role {
+		case "assistant":
+			msgs = append(msgs, openai.AssistantMessage(t.Content))
+		case "system":
+			msgs = append(msgs, openai.SystemMessage(t.Content))
+		default:
+			msgs = append(msgs, openai.UserMessage(t.Content))
+		}
+	}
+	msgs = append(msgs, openai.UserMessage(req.Message))
+	p := openai.ChatCompletionNewParams{
+		Model:         o.cfg.Name,
+		Messages:      msgs,
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	}
+	if o.cfg.MaxTokens > 0 {
+		// max_tokens rather than max_completion_tokens: every
+		// OpenAI-compatible server (vLLM, Ollama, llama.cpp) reads it.
+		p.MaxTokens = openai.Int(int64(o.cfg.MaxTokens))
+	}
+	if o.cfg.Temperature != nil {
+		p.Temperature = openai.Float(*o.cfg.Temperature)
+	}
+	return p
+}
+
+// finish sets the usage the upstream reported, or, from a server that
+// sent none (some ignore include_usage, and a cut stream has none), the
+// deltas counted and the mock's estimate of the prompt.
+func (o *OpenAI) finish(u Usage, upstream *openai.CompletionUsage, req Request) Usage {
+	if upstream != nil {
+		u.PromptTokens = int(upstream.PromptTokens)
+		u.CompletionTokens = int(upstream.CompletionTokens)
+		return u
+	}
+	u.PromptTokens = CountTokens(req.Prompt) + CountTokens(req.Message)
+	for _, t := range req.History {
+		u.PromptTokens += CountTokens(t.Content)
+	}
+	return u
+}
+
+// upstreamError classifies a failed call.
+func (o *OpenAI) upstreamError(ctx context.Context, err error) *UpstreamError {
+	e := &UpstreamError{Model: o.cfg.Name, Err: err}
+	var apiErr *openai.Error
+	switch {
+	case errors.As(err, &apiErr):
+		e.Status = apiErr.StatusCode
+		switch {
+		case e.Status == http.StatusTooManyRequests:
+			e.Code = CodeRateLimited
+		case e.Status >= 500:
+			e.Code = CodeServerError
+		default:
+			e.Code = CodeClientError
+		}
+		if apiErr.Response != nil {
+			e.RetryAfter = retryAfter(apiErr.Response.Header, time.Now())
+		}
+		// The SDK's message quotes the request and the whole body;
+		// the status says enough.
+		e.Err = fmt.Errorf("HTTP %d", e.Status)
+	case errors.Is(err, errTooLarge):
+		e.Code = CodeTooLarge
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		e.Code = CodeTimeout
+	case errors.Is(err, context.Canceled):
+		e.Code = CodeConnection
+	case isConnectionError(err):
+		e.Code = CodeConnection
+	default:
+		// An error chunk, a chunk that is not JSON, an event line past
+		// the decoder's bound: the upstream spoke, but not the protocol.
+		e.Code = CodeInvalidResponse
+	}
+	return e
+}
+
+// retryAfter reads the delay an upstream asks for: retry-after-ms (which
+// OpenAI sends), else Retry-After in seconds or as an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil && ms > 0 {
+		return time.Duration(ms * float64(time.Millisecond))
+	}
+	v := h.Get("Retry-After")
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// isConnectionError reports a failure of the transport rather than of what
+// the upstream said: refused, reset, cut mid-body.
+func isConnectionError(err error) bool {
+	var netErr net.Error
+	var streamErr *ssestream.StreamError
+	if errors.As(err, &streamErr) {
+		return false
+	}
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+var errTooLarge = fmt.Errorf("response over %d bytes", MaxResponseBytes)
+
+// limitResponse is the client's middleware bounding every response body.
+func limitResponse(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	resp, err := next(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &limitedBody{rc: resp.Body, left: MaxResponseBytes}
+	}
+	return resp, err
+}
+
+// limitedBody fails with errTooLarge once more than left bytes are read.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
