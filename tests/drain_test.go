@@ -139,3 +139,79 @@ func tokenText(t *testing.T, data string) string {
 	}
 	return tok.Text
 }
+
+// TestADrainThatRunsOutStoresTheReplyAsFarAsItGot: when --drain-timeout
+// runs out, or a second SIGTERM comes, the reply still running is cut
+// short: its stream ends with a retryable error event, the node exits 0,
+// and the history holds the reply as far as it got, marked
+// finishReason "error".
+func TestADrainThatRunsOutStoresTheReplyAsFarAsItGot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		flags         []string
+		secondSigterm bool
+	}{
+		{"drain timeout", []string{"--drain-timeout", "1s"}, false},
+		{"second SIGTERM", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			node := replicatedClusterOf(t, 1, append([]string{"--mock-token-delay", "1s"}, tc.flags...)...)[0]
+			sid := uuid.NewString()
+			events := openChat(t, node, sid, "a reply far slower than the drain")
+			var got strings.Builder
+			first := <-events
+			if first.name != "token" {
+				t.Fatalf("first event %q %s, want a token", first.name, first.data)
+			}
+			got.WriteString(tokenText(t, first.data))
+			if err := node.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if tc.secondSigterm {
+				testkit.Eventually(t, 10*time.Second, func() error {
+					resp, err := http.Get(node.URL("/readyz"))
+					if err != nil {
+						return err
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusServiceUnavailable {
+						return fmt.Errorf("/readyz after SIGTERM: %d, want 503", resp.StatusCode)
+					}
+					return nil
+				})
+				if err := node.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var end sseEvent
+			for ev := range events {
+				switch ev.name {
+				case "token":
+					got.WriteString(tokenText(t, ev.data))
+				case "done", "error":
+					end = ev
+				}
+			}
+			var body struct{ Error struct{ Code string } }
+			if end.name != "error" || json.Unmarshal([]byte(end.data), &body) != nil || body.Error.Code != "unavailable" {
+				t.Fatalf("the stream ended with %q %s, want an error event with code unavailable", end.name, end.data)
+			}
+			if code := waitExit(t, node, 60*time.Second); code != 0 {
+				t.Fatalf("exit code %d after the drain", code)
+			}
+			node = restart(t, node, "")
+			testkit.Eventually(t, 30*time.Second, func() error {
+				msgs, err := fullHistory(node, sid)
+				if err != nil {
+					return err
+				}
+				if len(msgs) != 2 || msgs[1].Content != got.String() || msgs[1].FinishReason != "error" {
+					return fmt.Errorf("history after the restart: %+v; want the reply as far as it got, %q, with finishReason error", msgs, got.String())
+				}
+				return nil
+			})
+		})
+	}
+}

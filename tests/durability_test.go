@@ -150,9 +150,10 @@ func chatOnce(p *process, sessionID, message string, stream bool, key string) (r
 
 // storedMessage is a history entry as the test checks it.
 type storedMessage struct {
-	Seq     uint64
-	Role    string
-	Content string
+	Seq          uint64
+	Role         string
+	Content      string
+	FinishReason string
 }
 
 // fullHistory reads a session's whole history through p, oldest first.
