@@ -162,10 +162,11 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	store := st.sessions
 
 	metrics := edge.NewMetrics()
+	replies := model.Mock{TokenDelay: cfg.MockTokenDelay}
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
-		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
+		Model:       replies,
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
 		IdleTimeout: cfg.SessionIdle,
@@ -232,6 +233,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Heartbeat:       cfg.Heartbeat,
 		Disk:            n.disk,
 		BodyReadTimeout: cfg.BodyReadTimeout,
+		Models:          func(string) model.Model { return replies },
 		Logger:          logger.With("component", "http"),
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 )
@@ -65,6 +66,13 @@ type Config struct {
 	// reads to take a burst (a replayed reply arrives all at once), short
 	// enough that one that stopped reading is let go. Default 1 s.
 	SlowReaderGrace time.Duration
+	// Models returns a tenant's model, which the compatible routes
+	// (/v1/…) call directly for a one-shot completion, one that names no
+	// session; the same model the tenant's sessions use. model.Mock{} for
+	// every tenant when nil.
+	Models func(tenant string) model.Model
+	// OneShotTimeout bounds one one-shot completion. Default 2 minutes.
+	OneShotTimeout time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
@@ -80,6 +88,7 @@ func DefaultConfig() Config {
 		StallTimeout:          30 * time.Second,
 		StreamBuffer:          256,
 		SlowReaderGrace:       time.Second,
+		OneShotTimeout:        2 * time.Minute,
 	}
 }
 
@@ -112,6 +121,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowReaderGrace == 0 {
 		c.SlowReaderGrace = d.SlowReaderGrace
+	}
+	if c.OneShotTimeout == 0 {
+		c.OneShotTimeout = d.OneShotTimeout
+	}
+	if c.Models == nil {
+		c.Models = func(string) model.Model { return model.Mock{} }
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
@@ -170,6 +185,14 @@ func New(cfg Config) (http.Handler, error) {
 			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)
 			r.Delete("/cache/*", s.cacheDelete)
 		}
+	})
+	// The compatible routes (docs/streaming.md): the same chain, with
+	// errors in OpenAI's shape on /v1/chat/completions and /v1/models.
+	r.Group(func(r chi.Router) {
+		r.Use(withDialect(openAIErrors), s.withBodyLimit, s.withAuth, s.withRateLimit)
+		r.With(s.withFreeDiskForSessions).Post("/v1/chat/completions", s.chatCompletions)
+		r.Get("/v1/models", s.openAIModels)
+		r.Get("/v1/models/{model}", s.openAIModel)
 	})
 	return r, nil
 }
