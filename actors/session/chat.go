@@ -71,13 +71,15 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
 	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
+	live := newLiveReply(root, toProto(user), to, g.cfg.FollowBytes)
+	g.live = live
 	go func() {
 		mctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var reply strings.Builder
 		index := int32(0)
 		usage, err := m.Stream(mctx, mreq, func(token string) error {
-			root.Send(to, &Token{Index: index, Text: token})
+			live.token(&Token{Index: index, Text: token})
 			reply.WriteString(token)
 			index++
 			return nil
@@ -89,18 +91,20 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 // replyDone stores a finished reply and tells the requester.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
+	live := g.live
+	g.live = nil
 	if done.err != nil {
 		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
-		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
+		live.end(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
 		return
 	}
 	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
+		live.end(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
 		return
 	}
-	ctx.Send(done.to, &ReplyDone{
+	live.end(&ReplyDone{
 		Message:          toProto(msg),
 		PromptTokens:     int32(done.usage.PromptTokens),
 		CompletionTokens: int32(done.usage.CompletionTokens),
@@ -112,8 +116,11 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 func (g *grain) turns(msgs []persistence.Message) []model.Turn {
 	nb := g.notBefore()
 	var out []model.Turn
-	for _, m := range msgs {
-		if !m.CreatedAt.Before(nb) {
+	for i, m := range msgs {
+		// An assistant message followed by another was replaced
+		// (Regenerate): only the newer is context.
+		superseded := m.Role == persistence.RoleAssistant && i+1 < len(msgs) && msgs[i+1].Role == persistence.RoleAssistant
+		if !m.CreatedAt.Before(nb) && !superseded {
 			out = append(out, model.Turn{Role: string(m.Role), Content: m.Content})
 		}
 	}

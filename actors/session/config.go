@@ -46,6 +46,10 @@ type Config struct {
 	Prompt func(tenant string) string
 	// ReplyTimeout bounds one model reply. Default 2 minutes.
 	ReplyTimeout time.Duration
+	// FollowBytes bounds the text of a reply in progress a session keeps
+	// for clients that join it late (Follow): past it, the reply can no
+	// longer be followed from its start. Default 1 MiB.
+	FollowBytes int
 	// OnActivate is called once per activation (for metrics); may be nil.
 	OnActivate func()
 	// Logger receives the grain's logs; discarded when nil.
@@ -64,6 +68,7 @@ func DefaultConfig() Config {
 		Model:        model.Mock{},
 		Prompt:       func(string) string { return "" },
 		ReplyTimeout: 2 * time.Minute,
+		FollowBytes:  1 << 20,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 }
@@ -77,6 +82,8 @@ func (c Config) Validate() error {
 		return errors.New("session config: IdleTimeout is negative")
 	case c.TailSize < 0:
 		return errors.New("session config: TailSize is negative")
+	case c.FollowBytes < 0:
+		return errors.New("session config: FollowBytes is negative")
 	}
 	return nil
 }

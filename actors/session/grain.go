@@ -38,7 +38,8 @@ type grain struct {
 	tail    []persistence.Message // newest last, at most cfg.TailSize
 
 	idle     *passivation.Idle
-	replying bool // a model reply is in progress
+	replying bool       // a model reply is in progress
+	live     *liveReply // its followers and tokens (follow.go); nil when none
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -65,6 +66,11 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *Chat:
 		g.idle.Touch()
 		g.chat(ctx, msg)
+	case *Follow:
+		g.follow(ctx, msg)
+	case *Regenerate:
+		g.idle.Touch()
+		g.regenerate(ctx, msg)
 	case *replyFinished:
 		g.idle.Touch()
 		g.replyDone(ctx, msg)

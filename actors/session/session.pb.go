@@ -736,6 +736,226 @@ func (x *ReplyFailed) GetMessage() string {
 	return ""
 }
 
+// Follow asks for the reply in progress, from its first token: the session
+// answers Following, then sends reply_address/reply_id every token written
+// so far and each later one, as Token messages, ended by ReplyDone or
+// ReplyFailed, exactly as it sends them to the Chat that started the
+// reply. It answers Idle when no reply is in progress, and a Failure
+// ("unavailable") when the reply in progress is past the tokens a session
+// keeps for followers (Config.FollowBytes). Any number of followers may
+// follow one reply.
+type Follow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyAddress  string                 `protobuf:"bytes,1,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId       string                 `protobuf:"bytes,2,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Follow) Reset() {
+	*x = Follow{}
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Follow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Follow) ProtoMessage() {}
+
+func (x *Follow) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Follow.ProtoReflect.Descriptor instead.
+func (*Follow) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Follow) GetReplyAddress() string {
+	if x != nil {
+		return x.ReplyAddress
+	}
+	return ""
+}
+
+func (x *Follow) GetReplyId() string {
+	if x != nil {
+		return x.ReplyId
+	}
+	return ""
+}
+
+// Following answers Follow: the user message the reply answers and the
+// node the reply comes from (as in ChatStarted).
+type Following struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserMessage   *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Following) Reset() {
+	*x = Following{}
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Following) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Following) ProtoMessage() {}
+
+func (x *Following) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Following.ProtoReflect.Descriptor instead.
+func (*Following) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Following) GetUserMessage() *Message {
+	if x != nil {
+		return x.UserMessage
+	}
+	return nil
+}
+
+func (x *Following) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+// Idle answers Follow when no reply is in progress.
+type Idle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Idle) Reset() {
+	*x = Idle{}
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Idle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Idle) ProtoMessage() {}
+
+func (x *Idle) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Idle.ProtoReflect.Descriptor instead.
+func (*Idle) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{14}
+}
+
+// Regenerate writes a new reply to the session's newest user message, as
+// if that message had just been sent, without storing it again: the new
+// reply is stored as the newest message and streams to
+// reply_address/reply_id like a Chat's (answered with ChatStarted, the
+// user message). Stored messages are never rewritten: the reply it
+// replaces stays in the history, and the context of later replies skips
+// an assistant message followed by another (turns). A Failure
+// ("invalid_argument") when the session holds no user message among its
+// newest (Config.TailSize), "conflict" while a reply is in progress.
+type Regenerate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyAddress  string                 `protobuf:"bytes,1,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId       string                 `protobuf:"bytes,2,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	Prompt        string                 `protobuf:"bytes,3,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Regenerate) Reset() {
+	*x = Regenerate{}
+	mi := &file_actors_session_session_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Regenerate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Regenerate) ProtoMessage() {}
+
+func (x *Regenerate) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Regenerate.ProtoReflect.Descriptor instead.
+func (*Regenerate) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Regenerate) GetReplyAddress() string {
+	if x != nil {
+		return x.ReplyAddress
+	}
+	return ""
+}
+
+func (x *Regenerate) GetReplyId() string {
+	if x != nil {
+		return x.ReplyId
+	}
+	return ""
+}
+
+func (x *Regenerate) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
@@ -784,7 +1004,19 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\";\n" +
 	"\vReplyFailed\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\"H\n" +
+	"\x06Follow\x12#\n" +
+	"\rreply_address\x18\x01 \x01(\tR\freplyAddress\x12\x19\n" +
+	"\breply_id\x18\x02 \x01(\tR\areplyId\"[\n" +
+	"\tFollowing\x12:\n" +
+	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\"\x06\n" +
+	"\x04Idle\"d\n" +
+	"\n" +
+	"Regenerate\x12#\n" +
+	"\rreply_address\x18\x01 \x01(\tR\freplyAddress\x12\x19\n" +
+	"\breply_id\x18\x02 \x01(\tR\areplyId\x12\x16\n" +
+	"\x06prompt\x18\x03 \x01(\tR\x06promptB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
 	file_actors_session_session_proto_rawDescOnce sync.Once
@@ -798,7 +1030,7 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_actors_session_session_proto_goTypes = []any{
 	(*Message)(nil),     // 0: parley.session.Message
 	(*Append)(nil),      // 1: parley.session.Append
@@ -812,17 +1044,22 @@ var file_actors_session_session_proto_goTypes = []any{
 	(*Token)(nil),       // 9: parley.session.Token
 	(*ReplyDone)(nil),   // 10: parley.session.ReplyDone
 	(*ReplyFailed)(nil), // 11: parley.session.ReplyFailed
+	(*Follow)(nil),      // 12: parley.session.Follow
+	(*Following)(nil),   // 13: parley.session.Following
+	(*Idle)(nil),        // 14: parley.session.Idle
+	(*Regenerate)(nil),  // 15: parley.session.Regenerate
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
 	0, // 1: parley.session.Page.messages:type_name -> parley.session.Message
 	0, // 2: parley.session.ChatStarted.user_message:type_name -> parley.session.Message
 	0, // 3: parley.session.ReplyDone.message:type_name -> parley.session.Message
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 4: parley.session.Following.user_message:type_name -> parley.session.Message
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_actors_session_session_proto_init() }
@@ -836,7 +1073,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
