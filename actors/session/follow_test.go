@@ -119,7 +119,7 @@ func TestRegenerateRepliesAgainToTheNewestUserMessage(t *testing.T) {
 func expectDone(t *testing.T, p *testkit.Probe) *session.ReplyDone {
 	t.Helper()
 	for {
-		switch m := p.Expect(5*time.Second).Message.(type) {
+		switch m := p.Expect(5 * time.Second).Message.(type) {
 		case *session.Token:
 		case *session.ReplyDone:
 			return m

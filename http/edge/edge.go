@@ -180,6 +180,8 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
+		r.With(s.withFreeDisk).Post("/v1/ui/chat", s.uiChat)
+		r.Get("/v1/ui/chat/{id}/stream", s.uiChatResume)
 		if cfg.Cache != nil {
 			r.Get("/cache/*", s.cacheGet)
 			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)

@@ -15,15 +15,18 @@ import (
 // that stores nothing. Either way it delivers session.Events: tokens in
 // order, then exactly one Done or Err.
 type replySource struct {
-	events    <-chan session.Event
-	abandoned <-chan struct{} // nil: never
-	hostLost  <-chan struct{} // nil: never
-	close     func()
+	// userMessage is the stored message a session's reply answers (zero
+	// for a one-shot call).
+	userMessage session.Entry
+	events      <-chan session.Event
+	abandoned   <-chan struct{} // nil: never
+	hostLost    <-chan struct{} // nil: never
+	close       func()
 }
 
 // fromSession reads a session's reply.
 func fromSession(r *session.Reply) *replySource {
-	return &replySource{events: r.Events(), abandoned: r.Abandoned(), hostLost: r.HostLost(), close: r.Close}
+	return &replySource{userMessage: r.UserMessage, events: r.Events(), abandoned: r.Abandoned(), hostLost: r.HostLost(), close: r.Close}
 }
 
 // oneShot runs m on req from the edge, for a call that names no session:
