@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/openai/openai-go/v3"
@@ -15,6 +16,8 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/tenants"
+	"github.com/parley-chat/parley/http/edge"
 )
 
 // openAIClient is the official openai-go client pointed at the edge.
@@ -251,5 +254,61 @@ func TestOpenAIModelsListsTheTenantsModels(t *testing.T) {
 	var apiErr *openai.Error
 	if _, err := client.Models.Get(context.Background(), "gpt-9"); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" {
 		t.Fatalf("get gpt-9: %v", err)
+	}
+}
+
+// refuseAll is a RateLimiter over every limit.
+type refuseAll struct{}
+
+func (refuseAll) Check(*http.Request, *tenants.Tenant, string) (edge.RateDecision, error) {
+	return edge.RateDecision{Allowed: false, Scope: "tenant", Limit: 60, Remaining: 0, Reset: time.Now().Add(time.Minute), RetryAfter: 30 * time.Second}, nil
+}
+
+// The compatible routes sit behind the same rate limits; the OpenAI ones
+// refuse in OpenAI's shape, the UI chat in Parley's.
+func TestCompatibleRoutesAreRateLimitedInTheirOwnFormat(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *edge.Config) { c.RateLimiter = refuseAll{} })
+	client := a.openAIClient(acmeKey)
+	_, err := client.Chat.Completions.New(context.Background(), userMessages("hi"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "rate_limit_exceeded" ||
+		apiErr.Type != "rate_limit_error" || apiErr.Response.Header.Get("Retry-After") != "30" || apiErr.Response.Header.Get("X-RateLimit-Limit") != "60" {
+		t.Fatalf("chat completions over the limit: %v", err)
+	}
+	resp := a.do("POST", "/v1/ui/chat", acmeKey, "application/json", strings.NewReader(`{"id":"c","messages":[{"id":"u","role":"user","parts":[{"type":"text","text":"q"}]}]}`))
+	if e := errorBody(t, resp); resp.StatusCode != http.StatusTooManyRequests || e.Error.Code != edge.CodeRateLimited || resp.Header.Get("Retry-After") != "30" {
+		t.Fatalf("ui chat over the limit: %d %+v", resp.StatusCode, e)
+	}
+	if calls := a.grains.calls.Load(); calls != 0 {
+		t.Fatalf("refused requests made %d session calls", calls)
+	}
+}
+
+func TestIdleCompatibleStreamsSendHeartbeats(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *edge.Config) { c.Heartbeat = 20 * time.Millisecond })
+	a.gate.next = make(chan struct{})
+	defer close(a.gate.next)
+	for path, body := range map[string]string{
+		"/v1/chat/completions": `{"model":"mock","stream":true,"messages":[{"role":"user","content":"wait"}]}`,
+		"/v1/ui/chat":          `{"id":"` + uuid.NewString() + `","messages":[{"id":"u","role":"user","parts":[{"type":"text","text":"wait"}]}]}`,
+	} {
+		header := http.Header{"X-Session-Id": {uuid.NewString()}}
+		resp := a.doWith("POST", path, acmeKey, "application/json", header, strings.NewReader(body))
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v before a ping", path, err)
+			}
+			if line == ": ping\n" {
+				break
+			}
+			if strings.Contains(line, "delta\":\"") || strings.Contains(line, `"content":"Y`) {
+				t.Fatalf("%s: a token %q while the model is held", path, line)
+			}
+		}
+		resp.Body.Close()
 	}
 }
