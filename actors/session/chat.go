@@ -64,6 +64,7 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	ctx.Respond(&ChatStarted{UserMessage: toProto(user), Host: ctx.ActorSystem().Address()})
 
 	to := actor.NewPID(req.ReplyAddress, req.ReplyId)
+	live := g.startLive(ctx, user, to)
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	prompt := req.Prompt
 	if prompt == "" {
@@ -71,8 +72,6 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	}
 	mreq := model.Request{Prompt: prompt, History: history, Message: user.Content}
 	m, timeout := g.cfg.Model, g.cfg.ReplyTimeout
-	live := newLiveReply(root, toProto(user), to, g.cfg.FollowBytes)
-	g.live = live
 	go func() {
 		mctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -91,20 +90,18 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 // replyDone stores a finished reply and tells the requester.
 func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 	g.replying = false
-	live := g.live
-	g.live = nil
 	if done.err != nil {
 		g.cfg.Logger.Warn("model reply failed", "tenant", g.key.Tenant, "session", g.key.Session, "err", done.err)
-		live.end(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
+		g.endLive(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})
 		return
 	}
 	msg, _, err := g.store(persistence.Message{Role: persistence.RoleAssistant, Content: done.content, TokenCount: done.usage.CompletionTokens}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		live.end(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
+		g.endLive(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
 		return
 	}
-	live.end(&ReplyDone{
+	g.endLive(&ReplyDone{
 		Message:          toProto(msg),
 		PromptTokens:     int32(done.usage.PromptTokens),
 		CompletionTokens: int32(done.usage.CompletionTokens),

@@ -40,16 +40,16 @@ type Config struct {
 	TailSize int
 	// StoreTimeout bounds one storage call. Default 5 s.
 	StoreTimeout time.Duration
+	// FollowBytes bounds the text of a reply in progress a session keeps
+	// for clients that join it late (Follow): past it, the reply can no
+	// longer be followed from its start. Default 1 MiB.
+	FollowBytes int
 	// Model writes replies to Chat; model.Mock{} when nil.
 	Model model.Model
 	// Prompt returns a tenant's prompt template; none when nil.
 	Prompt func(tenant string) string
 	// ReplyTimeout bounds one model reply. Default 2 minutes.
 	ReplyTimeout time.Duration
-	// FollowBytes bounds the text of a reply in progress a session keeps
-	// for clients that join it late (Follow): past it, the reply can no
-	// longer be followed from its start. Default 1 MiB.
-	FollowBytes int
 	// OnActivate is called once per activation (for metrics); may be nil.
 	OnActivate func()
 	// Logger receives the grain's logs; discarded when nil.
@@ -65,10 +65,10 @@ func DefaultConfig() Config {
 		IdleTimeout:  5 * time.Minute,
 		TailSize:     20,
 		StoreTimeout: 5 * time.Second,
+		FollowBytes:  1 << 20,
 		Model:        model.Mock{},
 		Prompt:       func(string) string { return "" },
 		ReplyTimeout: 2 * time.Minute,
-		FollowBytes:  1 << 20,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 }

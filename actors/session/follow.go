@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/actors/grains"
+	"github.com/parley-chat/parley/persistence"
 )
 
 // liveReply is the reply in progress of a session, shared by the
@@ -73,6 +74,20 @@ func (l *liveReply) end(msg proto.Message) {
 	for _, pid := range l.followers {
 		l.root.Send(pid, msg)
 	}
+}
+
+// startLive makes the reply starting now to user the session's live reply,
+// first followed by to, the Chat's reply PID.
+func (g *grain) startLive(ctx actor.Context, user persistence.Message, to *actor.PID) *liveReply {
+	g.live = newLiveReply(ctx.ActorSystem().Root, toProto(user), to, g.cfg.FollowBytes)
+	return g.live
+}
+
+// endLive sends every follower of the live reply its end; after it no
+// reply is live, and Follow answers Idle.
+func (g *grain) endLive(msg proto.Message) {
+	g.live.end(msg)
+	g.live = nil
 }
 
 // follow answers Follow: Following and the reply in progress, or Idle.

@@ -37,9 +37,12 @@ type grain struct {
 	lastSeq uint64                // newest sequence ever appended
 	tail    []persistence.Message // newest last, at most cfg.TailSize
 
+	// live is the reply in progress, its followers and its tokens so far
+	// (follow.go); nil when none.
+	live *liveReply
+
 	idle     *passivation.Idle
-	replying bool       // a model reply is in progress
-	live     *liveReply // its followers and tokens (follow.go); nil when none
+	replying bool // a model reply is in progress
 }
 
 func (g *grain) Receive(ctx actor.Context) {

@@ -162,11 +162,10 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	store := st.sessions
 
 	metrics := edge.NewMetrics()
-	replies := model.Mock{TokenDelay: cfg.MockTokenDelay}
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
-		Model:       replies,
+		Model:       model.Mock{TokenDelay: cfg.MockTokenDelay},
 		Prompt:      registry.Prompt,
 		OnActivate:  func() { metrics.GrainActivated(session.Kind) },
 		IdleTimeout: cfg.SessionIdle,
@@ -227,13 +226,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Tenants:         registry,
 		Sessions:        session.NewClient(member, member.System()),
 		Metrics:         metrics,
+		Models:          func(string) model.Model { return model.Mock{TokenDelay: cfg.MockTokenDelay} },
 		Cache:           cacheClient,
 		RateLimiter:     edge.NewRateLimiter(limiter),
 		TrustedProxies:  cfg.TrustedProxies,
 		Heartbeat:       cfg.Heartbeat,
 		Disk:            n.disk,
 		BodyReadTimeout: cfg.BodyReadTimeout,
-		Models:          func(string) model.Model { return replies },
 		Logger:          logger.With("component", "http"),
 	})
 	if err != nil {
