@@ -130,7 +130,11 @@ func toOpenAIError(status int, info ErrorInfo) openAIError {
 
 // modelNames are the models a tenant has, as /v1/models lists them and
 // /v1/chat/completions accepts them.
+// A model config that names none is the default model's.
 func modelNames(m tenants.Model) []string {
+	if m.Name == "" {
+		return []string{tenants.DefaultModel}
+	}
 	return []string{m.Name}
 }
 
