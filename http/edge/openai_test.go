@@ -312,3 +312,58 @@ func TestIdleCompatibleStreamsSendHeartbeats(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// A one-shot call runs the authenticated tenant's model, no other, and its
+// tokens are flushed as the model writes them.
+func TestOpenAIOneShotStreamsTheTenantsModelProgressively(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	asked := make(chan string, 4)
+	a := newAPI(t, func(c *edge.Config) {
+		c.Models = func(tenant string) model.Model {
+			asked <- tenant
+			return model.Mock{Gate: gate}
+		}
+	})
+	client := a.openAIClient(globexKey)
+	stream := client.Chat.Completions.NewStreaming(context.Background(), userMessages("step by step"))
+	defer stream.Close()
+	if tenant := <-asked; tenant != "globex" {
+		t.Fatalf("the model of %q ran for globex's key", tenant)
+	}
+	want := model.Tokens(model.MockReply(model.Request{Message: "step by step"}))
+	if !stream.Next() || stream.Current().Choices[0].Delta.Role != "assistant" {
+		t.Fatalf("first chunk %v (%v)", stream.Current().RawJSON(), stream.Err())
+	}
+	// Each token arrives before the model is let to write the next.
+	for i := range 3 {
+		gate <- struct{}{}
+		if !stream.Next() || stream.Current().Choices[0].Delta.Content != want[i] {
+			t.Fatalf("chunk for token %d: %s (%v)", i, stream.Current().RawJSON(), stream.Err())
+		}
+	}
+	close(gate)
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenAISessionWithAReplyInProgressIs409(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	a.gate.next = make(chan struct{})
+	defer close(a.gate.next)
+	client := a.openAIClient(acmeKey, option.WithHeader("X-Session-Id", uuid.NewString()))
+	stream := client.Chat.Completions.NewStreaming(context.Background(), userMessages("first"))
+	defer stream.Close()
+	if !stream.Next() { // the role chunk: the reply is in progress
+		t.Fatal(stream.Err())
+	}
+	_, err := client.Chat.Completions.New(context.Background(), userMessages("second"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusConflict || apiErr.Code != "conflict" || apiErr.Type != "invalid_request_error" {
+		t.Fatalf("second call during a reply: %v", err)
+	}
+}
