@@ -53,18 +53,10 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 	// Take the node's reply slot before storing anything: a draining node
 	// refuses the chat with nothing stored, and the client retries on the
 	// session's next owner.
-	rctx, end, ok := g.cfg.Replies.start(context.Background())
-	if !ok {
-		ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: "this node is shutting down; send the message again to reach the session's next node"})
+	if !g.reserveReply(ctx) {
 		return
 	}
-	g.run = &replyRun{ctx: rctx, end: end}
-	defer func() {
-		if g.run != nil { // no reply started: a replay, or a failure
-			g.run.end()
-			g.run = nil
-		}
-	}()
+	defer g.releaseReply() // when no reply started: a replay, or a failure
 	history := g.turns(g.tail)
 	user, stored, err := g.store(persistence.Message{
 		Role: persistence.RoleUser, Content: req.Content, TokenCount: model.CountTokens(req.Content), IdempotencyKey: req.IdempotencyKey,
@@ -88,6 +80,27 @@ type replyRun struct {
 	end func()
 }
 
+// reserveReply takes the node's reply slot (Config.Replies) for a reply
+// about to start; when the node is draining it answers unavailable and
+// returns false.
+func (g *grain) reserveReply(ctx actor.Context) bool {
+	rctx, end, ok := g.cfg.Replies.start(context.Background())
+	if !ok {
+		ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: "this node is shutting down; send the message again to reach the session's next node"})
+		return false
+	}
+	g.run = &replyRun{ctx: rctx, end: end}
+	return true
+}
+
+// releaseReply frees a slot reserveReply took that no reply started with.
+func (g *grain) releaseReply() {
+	if g.run != nil {
+		g.run.end()
+		g.run = nil
+	}
+}
+
 // startReply answers ChatStarted for the stored user message and runs the
 // model on it, given history (oldest first).
 func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Message, history []model.Turn) {
@@ -95,6 +108,7 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	ctx.Respond(&ChatStarted{UserMessage: toProto(user), Host: ctx.ActorSystem().Address()})
 
 	to := actor.NewPID(req.ReplyAddress, req.ReplyId)
+	live := g.startLive(ctx, user, to)
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	prompt := req.Prompt
 	if prompt == "" {
@@ -114,7 +128,7 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 		var reply strings.Builder
 		index := int32(0)
 		usage, err := m.Stream(mctx, mreq, func(token string) error {
-			root.Send(to, &Token{Index: index, Text: token})
+			live.token(&Token{Index: index, Text: token})
 			reply.WriteString(token)
 			index++
 			return nil
@@ -151,7 +165,7 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 		if done.cut {
 			message = "the node shut down before the reply began; your message is stored, the reply is not: send it again"
 		}
-		ctx.Send(done.to, &ReplyFailed{Code: failure, Message: message,
+		g.endLive(&ReplyFailed{Code: failure, Message: message,
 			Model: done.usage.Model})
 		return
 	}
@@ -165,18 +179,18 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 		FinishReason: finish}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		ctx.Send(done.to, &ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
+		g.endLive(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
 		return
 	}
 	if done.err != nil {
-		ctx.Send(done.to, &ReplyFailed{
+		g.endLive(&ReplyFailed{
 			Code: failure, Message: replyCutShort(done.cut),
 			Partial: toProto(msg), Model: done.usage.Model,
 			PromptTokens: int32(done.usage.PromptTokens), CompletionTokens: int32(done.usage.CompletionTokens),
 		})
 		return
 	}
-	ctx.Send(done.to, &ReplyDone{
+	g.endLive(&ReplyDone{
 		Message:          toProto(msg),
 		PromptTokens:     int32(done.usage.PromptTokens),
 		CompletionTokens: int32(done.usage.CompletionTokens),
@@ -198,8 +212,11 @@ func replyCutShort(cut bool) string {
 func (g *grain) turns(msgs []persistence.Message) []model.Turn {
 	nb := g.notBefore()
 	var out []model.Turn
-	for _, m := range msgs {
-		if !m.CreatedAt.Before(nb) {
+	for i, m := range msgs {
+		// An assistant message followed by another was replaced
+		// (Regenerate): only the newer is context.
+		superseded := m.Role == persistence.RoleAssistant && i+1 < len(msgs) && msgs[i+1].Role == persistence.RoleAssistant
+		if !m.CreatedAt.Before(nb) && !superseded {
 			out = append(out, model.Turn{Role: string(m.Role), Content: m.Content})
 		}
 	}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -202,4 +203,61 @@ func finishReason(m *Message) string {
 		return "stop"
 	}
 	return m.GetFinishReason()
+}
+
+// ErrNoReply: Follow found no reply in progress in the session.
+var ErrNoReply = errors.New("no reply in progress")
+
+// Follow returns the session's reply in progress from its first token,
+// however far it has got, then its later tokens as they are written and
+// its end, as Chat's Reply delivers them; the caller must Close it. Any
+// number of callers may follow one reply. buffer and grace are
+// ChatRequest's Buffer and Grace. Errors are ErrNoReply (nothing in
+// progress), ErrBadIdentity, grains.ErrUnavailable (also when the reply is
+// past the session's Config.FollowBytes).
+func (c *Client) Follow(ctx context.Context, tenant, sessionID string, buffer int, grace time.Duration) (*Reply, error) {
+	r := c.openReply(true, buffer, grace)
+	res, err := c.request(ctx, "follow", tenant, sessionID, &Follow{ReplyAddress: r.pid.Address, ReplyId: r.pid.Id})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	switch m := res.(type) {
+	case *Idle:
+		r.Close()
+		return nil, fmt.Errorf("session follow: %w", ErrNoReply)
+	case *Following:
+		r.UserMessage = entry(m.UserMessage)
+		if c.hosts != nil {
+			r.lost = c.hosts.HostLost(m.Host)
+		}
+		return r, nil
+	}
+	r.Close()
+	return nil, unexpected("follow", res)
+}
+
+// Regenerate writes a new reply to the session's newest user message
+// without storing that message again; the new reply is stored as the
+// newest message, and the one it replaces stays in the history but leaves
+// the context of later replies (docs/sessions.md). req.Content and
+// req.IdempotencyKey are not used. Errors are Chat's;
+// grains.ErrInvalidArgument also when the session has no user message.
+func (c *Client) Regenerate(ctx context.Context, tenant, sessionID string, req ChatRequest) (*Reply, error) {
+	r := c.openReply(req.Tokens, req.Buffer, req.Grace)
+	res, err := c.request(ctx, "regenerate", tenant, sessionID, &Regenerate{ReplyAddress: r.pid.Address, ReplyId: r.pid.Id, Prompt: req.Prompt})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	started, ok := res.(*ChatStarted)
+	if !ok {
+		r.Close()
+		return nil, unexpected("regenerate", res)
+	}
+	r.UserMessage = entry(started.UserMessage)
+	if c.hosts != nil {
+		r.lost = c.hosts.HostLost(started.Host)
+	}
+	return r, nil
 }

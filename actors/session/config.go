@@ -40,6 +40,10 @@ type Config struct {
 	TailSize int
 	// StoreTimeout bounds one storage call. Default 5 s.
 	StoreTimeout time.Duration
+	// FollowBytes bounds the text of a reply in progress a session keeps
+	// for clients that join it late (Follow): past it, the reply can no
+	// longer be followed from its start. Default 1 MiB.
+	FollowBytes int
 	// Model writes replies to Chat; model.Mock{} when nil.
 	Model model.Model
 	// Models returns a tenant's model (tenants.Registry.Models); when nil,
@@ -73,6 +77,7 @@ func DefaultConfig() Config {
 		IdleTimeout:  5 * time.Minute,
 		TailSize:     20,
 		StoreTimeout: 5 * time.Second,
+		FollowBytes:  1 << 20,
 		Model:        model.Mock{},
 		Prompt:       func(string) string { return "" },
 		ReplyTimeout: 10 * time.Minute,
@@ -90,6 +95,8 @@ func (c Config) Validate() error {
 		return errors.New("session config: IdleTimeout is negative")
 	case c.TailSize < 0:
 		return errors.New("session config: TailSize is negative")
+	case c.FollowBytes < 0:
+		return errors.New("session config: FollowBytes is negative")
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ type grain struct {
 	lastSeq uint64                // newest sequence ever appended
 	tail    []persistence.Message // newest last, at most cfg.TailSize
 
+	// live is the reply in progress, its followers and its tokens so far
+	// (follow.go); nil when none.
+	live *liveReply
+
 	idle     *passivation.Idle
 	replying bool // a model reply is in progress
 	// run is the slot in Config.Replies a Chat holds from before its user
@@ -74,6 +78,11 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *Stop:
 		g.idle.Touch()
 		g.stop(ctx)
+	case *Follow:
+		g.follow(ctx, msg)
+	case *Regenerate:
+		g.idle.Touch()
+		g.regenerate(ctx, msg)
 	case *replyFinished:
 		g.idle.Touch()
 		g.replyDone(ctx, msg)

@@ -880,6 +880,226 @@ func (x *Stopped) GetReplying() bool {
 	return false
 }
 
+// Follow asks for the reply in progress, from its first token: the session
+// answers Following, then sends reply_address/reply_id every token written
+// so far and each later one, as Token messages, ended by ReplyDone or
+// ReplyFailed, exactly as it sends them to the Chat that started the
+// reply. It answers Idle when no reply is in progress, and a Failure
+// ("unavailable") when the reply in progress is past the tokens a session
+// keeps for followers (Config.FollowBytes). Any number of followers may
+// follow one reply.
+type Follow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyAddress  string                 `protobuf:"bytes,1,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId       string                 `protobuf:"bytes,2,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Follow) Reset() {
+	*x = Follow{}
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Follow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Follow) ProtoMessage() {}
+
+func (x *Follow) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Follow.ProtoReflect.Descriptor instead.
+func (*Follow) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Follow) GetReplyAddress() string {
+	if x != nil {
+		return x.ReplyAddress
+	}
+	return ""
+}
+
+func (x *Follow) GetReplyId() string {
+	if x != nil {
+		return x.ReplyId
+	}
+	return ""
+}
+
+// Following answers Follow: the user message the reply answers and the
+// node the reply comes from (as in ChatStarted).
+type Following struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserMessage   *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Following) Reset() {
+	*x = Following{}
+	mi := &file_actors_session_session_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Following) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Following) ProtoMessage() {}
+
+func (x *Following) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Following.ProtoReflect.Descriptor instead.
+func (*Following) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Following) GetUserMessage() *Message {
+	if x != nil {
+		return x.UserMessage
+	}
+	return nil
+}
+
+func (x *Following) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+// Idle answers Follow when no reply is in progress.
+type Idle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Idle) Reset() {
+	*x = Idle{}
+	mi := &file_actors_session_session_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Idle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Idle) ProtoMessage() {}
+
+func (x *Idle) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Idle.ProtoReflect.Descriptor instead.
+func (*Idle) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{16}
+}
+
+// Regenerate writes a new reply to the session's newest user message, as
+// if that message had just been sent, without storing it again: the new
+// reply is stored as the newest message and streams to
+// reply_address/reply_id like a Chat's (answered with ChatStarted, the
+// user message). Stored messages are never rewritten: the reply it
+// replaces stays in the history, and the context of later replies skips
+// an assistant message followed by another (turns). A Failure
+// ("invalid_argument") when the session holds no user message among its
+// newest (Config.TailSize), "conflict" while a reply is in progress.
+type Regenerate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyAddress  string                 `protobuf:"bytes,1,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"`
+	ReplyId       string                 `protobuf:"bytes,2,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`
+	Prompt        string                 `protobuf:"bytes,3,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Regenerate) Reset() {
+	*x = Regenerate{}
+	mi := &file_actors_session_session_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Regenerate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Regenerate) ProtoMessage() {}
+
+func (x *Regenerate) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_session_session_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Regenerate.ProtoReflect.Descriptor instead.
+func (*Regenerate) Descriptor() ([]byte, []int) {
+	return file_actors_session_session_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Regenerate) GetReplyAddress() string {
+	if x != nil {
+		return x.ReplyAddress
+	}
+	return ""
+}
+
+func (x *Regenerate) GetReplyId() string {
+	if x != nil {
+		return x.ReplyId
+	}
+	return ""
+}
+
+func (x *Regenerate) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
 var File_actors_session_session_proto protoreflect.FileDescriptor
 
 const file_actors_session_session_proto_rawDesc = "" +
@@ -937,7 +1157,19 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokens\"\x06\n" +
 	"\x04Stop\"%\n" +
 	"\aStopped\x12\x1a\n" +
-	"\breplying\x18\x01 \x01(\bR\breplyingB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
+	"\breplying\x18\x01 \x01(\bR\breplying\"H\n" +
+	"\x06Follow\x12#\n" +
+	"\rreply_address\x18\x01 \x01(\tR\freplyAddress\x12\x19\n" +
+	"\breply_id\x18\x02 \x01(\tR\areplyId\"[\n" +
+	"\tFollowing\x12:\n" +
+	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\"\x06\n" +
+	"\x04Idle\"d\n" +
+	"\n" +
+	"Regenerate\x12#\n" +
+	"\rreply_address\x18\x01 \x01(\tR\freplyAddress\x12\x19\n" +
+	"\breply_id\x18\x02 \x01(\tR\areplyId\x12\x16\n" +
+	"\x06prompt\x18\x03 \x01(\tR\x06promptB.Z,github.com/parley-chat/parley/actors/sessionb\x06proto3"
 
 var (
 	file_actors_session_session_proto_rawDescOnce sync.Once
@@ -951,7 +1183,7 @@ func file_actors_session_session_proto_rawDescGZIP() []byte {
 	return file_actors_session_session_proto_rawDescData
 }
 
-var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_actors_session_session_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_actors_session_session_proto_goTypes = []any{
 	(*Message)(nil),     // 0: parley.session.Message
 	(*Append)(nil),      // 1: parley.session.Append
@@ -967,6 +1199,10 @@ var file_actors_session_session_proto_goTypes = []any{
 	(*ReplyFailed)(nil), // 11: parley.session.ReplyFailed
 	(*Stop)(nil),        // 12: parley.session.Stop
 	(*Stopped)(nil),     // 13: parley.session.Stopped
+	(*Follow)(nil),      // 14: parley.session.Follow
+	(*Following)(nil),   // 15: parley.session.Following
+	(*Idle)(nil),        // 16: parley.session.Idle
+	(*Regenerate)(nil),  // 17: parley.session.Regenerate
 }
 var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 0: parley.session.Appended.message:type_name -> parley.session.Message
@@ -974,11 +1210,12 @@ var file_actors_session_session_proto_depIdxs = []int32{
 	0, // 2: parley.session.ChatStarted.user_message:type_name -> parley.session.Message
 	0, // 3: parley.session.ReplyDone.message:type_name -> parley.session.Message
 	0, // 4: parley.session.ReplyFailed.partial:type_name -> parley.session.Message
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0, // 5: parley.session.Following.user_message:type_name -> parley.session.Message
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_actors_session_session_proto_init() }
@@ -992,7 +1229,7 @@ func file_actors_session_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_session_session_proto_rawDesc), len(file_actors_session_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

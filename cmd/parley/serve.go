@@ -253,6 +253,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		Tenants:         registry,
 		Sessions:        session.NewClient(member, member.System()),
 		Metrics:         metrics,
+		Models:          models.For,
 		Cache:           cacheClient,
 		RateLimiter:     edge.NewRateLimiter(limiter),
 		TrustedProxies:  cfg.TrustedProxies,

@@ -52,11 +52,21 @@ type chatResponse struct {
 	Model     string      `json:"model,omitempty"`
 }
 
+// refuseWhileDraining answers 503 with Retry-After, before the body is
+// read, when the node is shutting down (Config.Draining): it starts no new
+// reply. It says whether it answered.
+func (s *server) refuseWhileDraining(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Draining == nil || !s.cfg.Draining() {
+		return false
+	}
+	refuseBeforeBody(w, r)
+	s.writeErr(w, r, errDraining)
+	return true
+}
+
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if s.cfg.Draining != nil && s.cfg.Draining() {
-		refuseBeforeBody(w, r)
-		s.writeErr(w, r, errDraining)
+	if s.refuseWhileDraining(w, r) {
 		return
 	}
 	var req chatRequest

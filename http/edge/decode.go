@@ -19,12 +19,25 @@ import (
 // types (400), then validates v's `validate` tags (400 with one detail per
 // failing field).
 func decodeJSON(r *http.Request, v any) *requestError {
+	return decodeBody(r, v, true)
+}
+
+// decodeJSONLenient is decodeJSON that ignores unknown fields, for routes
+// that speak someone else's contract (OpenAI's), whose clients send
+// parameters Parley has no use for.
+func decodeJSONLenient(r *http.Request, v any) *requestError {
+	return decodeBody(r, v, false)
+}
+
+func decodeBody(r *http.Request, v any, strict bool) *requestError {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "application/json" {
 		return &requestError{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedType, message: "Content-Type must be application/json"}
 	}
 	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/actors/cache"
+	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/actors/tenants"
 )
@@ -31,7 +32,8 @@ type Config struct {
 	// Disk is the free-disk watermark POST /chat and PUT /cache are
 	// checked against (507 below it); none when nil.
 	Disk DiskSpace
-	// Draining, when it returns true, makes POST /chat answer 503 with
+	// Draining, when it returns true, makes POST /chat (and the compatible
+	// chat routes, /v1/chat/completions and /v1/ui/chat) answer 503 with
 	// Retry-After: the node is shutting down and starts no new reply
 	// (docs/operations.md). Never draining when nil.
 	Draining func() bool
@@ -69,6 +71,13 @@ type Config struct {
 	// reads to take a burst (a replayed reply arrives all at once), short
 	// enough that one that stopped reading is let go. Default 1 s.
 	SlowReaderGrace time.Duration
+	// Models returns a tenant's model, which the compatible routes
+	// (/v1/…) call directly for a one-shot completion, one that names no
+	// session; the same model the tenant's sessions use. model.Mock{} for
+	// every tenant when nil.
+	Models func(tenant string) model.Model
+	// OneShotTimeout bounds one one-shot completion. Default 2 minutes.
+	OneShotTimeout time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
@@ -84,6 +93,7 @@ func DefaultConfig() Config {
 		StallTimeout:          30 * time.Second,
 		StreamBuffer:          256,
 		SlowReaderGrace:       time.Second,
+		OneShotTimeout:        2 * time.Minute,
 	}
 }
 
@@ -116,6 +126,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowReaderGrace == 0 {
 		c.SlowReaderGrace = d.SlowReaderGrace
+	}
+	if c.OneShotTimeout == 0 {
+		c.OneShotTimeout = d.OneShotTimeout
+	}
+	if c.Models == nil {
+		c.Models = func(string) model.Model { return model.Mock{} }
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
@@ -171,11 +187,21 @@ func New(cfg Config) (http.Handler, error) {
 		r.Post("/chat/{sessionId}/stop", s.stopReply)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
+		r.With(s.withFreeDisk).Post("/v1/ui/chat", s.uiChat)
+		r.Get("/v1/ui/chat/{id}/stream", s.uiChatResume)
 		if cfg.Cache != nil {
 			r.Get("/cache/*", s.cacheGet)
 			r.With(s.withFreeDisk).Put("/cache/*", s.cachePut)
 			r.Delete("/cache/*", s.cacheDelete)
 		}
+	})
+	// The compatible routes (docs/streaming.md): the same chain, with
+	// errors in OpenAI's shape on /v1/chat/completions and /v1/models.
+	r.Group(func(r chi.Router) {
+		r.Use(withDialect(openAIErrors), s.withBodyLimit, s.withAuth, withCORS(), s.withRateLimit)
+		r.With(s.withFreeDiskForSessions).Post("/v1/chat/completions", s.chatCompletions)
+		r.Get("/v1/models", s.openAIModels)
+		r.Get("/v1/models/{model}", s.openAIModel)
 	})
 	return r, nil
 }

@@ -204,11 +204,14 @@ func (s *server) errorEvent(w http.ResponseWriter, r *http.Request, err error) (
 // writeError writes the contract's error body with status. It is the one
 // place error responses are written. The trace id comes from the response
 // header withTraceID set, so middleware outside it (recover) reports it too.
+// Routes with a dialect of their own (dialect.go) get its shape instead.
 func writeError(w http.ResponseWriter, status int, code, message string, details ...ErrorDetail) {
-	writeJSON(w, status, ErrorBody{
-		Error:   ErrorInfo{Code: code, Message: message, Details: details},
-		TraceID: w.Header().Get(HeaderTraceID),
-	})
+	info := ErrorInfo{Code: code, Message: message, Details: details}
+	if d, ok := w.(*dialectWriter); ok {
+		writeJSON(w, status, d.body(status, info, w.Header().Get(HeaderTraceID)))
+		return
+	}
+	writeJSON(w, status, ErrorBody{Error: info, TraceID: w.Header().Get(HeaderTraceID)})
 }
 
 // writeJSON writes v as the JSON response body with status.
