@@ -19,7 +19,8 @@ type Retention struct {
 	// delete them. Default 30 days.
 	MaxAge time.Duration
 	// Quota is the tenant's storage quota, which every append carries to
-	// the store. None by default.
+	// the store (read again at every append, unlike the fields above,
+	// which an activation reads once). None by default.
 	Quota persistence.Quota
 }
 

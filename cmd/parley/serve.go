@@ -162,6 +162,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	store := st.sessions
 
 	metrics := edge.NewMetrics()
+	metrics.WatchUsage(registry.IDs, registry.Quota, store)
 	sessions, err := session.NewKind(session.Config{
 		Store:       store,
 		Retention:   registry.Retention,
@@ -177,7 +178,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	sweeper := st.startSweeper(clock.Real, registry.Retention, logger.With("component", "sweep"))
 	undo = append(undo, sweeper.Stop)
 
-	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})
+	cacheKind, err := cache.NewKind(cache.Config{Store: store, Quota: registry.Quota, Logger: logger.With("component", "cache")})
 	if err != nil {
 		return nil, err
 	}
