@@ -2,7 +2,7 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--only flood] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--only flood|limiter-memory] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
 // itself on 127.0.0.1 with the mock model at 0 ms per token, drives them
@@ -53,7 +53,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
-	fs.StringVar(&o.only, "only", "", "run only this row on one node: flood (the rate-limit flood)")
+	fs.StringVar(&o.only, "only", "", "run only this row, on one node: flood (the rate-limit flood) or limiter-memory (100,000 rate-limit keys)")
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
@@ -226,6 +226,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 			return Report{}, err
 		}
 		phases(func() { b.streamsPhase(ctx) })
+		phases(func() { b.limiterMemoryPhase(ctx) })
 		if o.micro {
 			phases(func() { b.microPhases(ctx, root) })
 		} else {
@@ -246,11 +247,14 @@ func measure(ctx context.Context, o options) (Report, error) {
 
 // measureOnly runs the rows --only names, on one node.
 func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, machine Machine) (Report, error) {
-	phase, ok := map[string]func(context.Context, *nodes){"flood": b.floodPhase}[o.only]
+	phase, ok := map[string]func(context.Context) error{
+		"flood":          func(ctx context.Context) error { return b.onNodes(ctx, 1, func(ns *nodes) { b.floodPhase(ctx, ns) }) },
+		"limiter-memory": func(ctx context.Context) error { b.limiterMemoryPhase(ctx); return nil },
+	}[o.only]
 	if !ok {
-		return Report{}, fmt.Errorf("--only %q: want flood", o.only)
+		return Report{}, fmt.Errorf("--only %q: want flood or limiter-memory", o.only)
 	}
-	if err := b.onNodes(ctx, 1, func(ns *nodes) { phase(ctx, ns) }); err != nil {
+	if err := phase(ctx); err != nil {
 		return Report{}, err
 	}
 	if ctx.Err() != nil {

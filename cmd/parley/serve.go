@@ -183,7 +183,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, err
 	}
 
-	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, Logger: logger.With("component", "ratelimit")})
+	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, IdleTimeout: cfg.LimiterIdle, Logger: logger.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
 	}
