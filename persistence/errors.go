@@ -13,4 +13,8 @@ var (
 	ErrInvalidKey = errors.New("invalid storage key")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrQuotaExceeded: the write would pass one of the tenant's quotas
+	// (a *QuotaError names which). Nothing was written; deleting data or
+	// waiting for expiry makes room.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )

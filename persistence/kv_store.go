@@ -29,8 +29,9 @@ type KVStore interface {
 	Get(ctx context.Context, key KVKey, now time.Time) (value []byte, expiresAt time.Time, ok bool, err error)
 	// Put stores value under key until expiresAt (the zero time means
 	// forever). The store keeps its own copy of value. When Put returns nil
-	// the value is durable.
-	Put(ctx context.Context, key KVKey, value []byte, expiresAt time.Time) error
+	// the value is durable. A Put that would pass opts.Quota fails with a
+	// *QuotaError and writes nothing.
+	Put(ctx context.Context, key KVKey, value []byte, expiresAt time.Time, opts PutOptions) error
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key KVKey) error
 }

@@ -60,6 +60,10 @@ type AppendOptions struct {
 	// append, messages past the cap are deleted oldest first in the same
 	// atomic write. Zero means no cap.
 	MaxMessages int
+	// Quota is the tenant's: an append that would pass it (after its
+	// trim) fails with a *QuotaError and writes nothing. The zero Quota
+	// admits everything.
+	Quota Quota
 }
 
 // SessionStore keeps each session's messages in sequence order.

@@ -23,6 +23,7 @@ import (
 type Store interface {
 	SessionStore
 	KVStore
+	UsageReader
 	// Sweep removes what has expired as of now: KV entries whose expiry has
 	// passed, and session messages older than the tenant's retention as given
 	// by retention (a retention of zero or less keeps messages forever). It is

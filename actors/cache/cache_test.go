@@ -105,12 +105,12 @@ func (s *recordingStore) Get(ctx context.Context, key persistence.KVKey, now tim
 	return s.KVStore.Get(ctx, key, now)
 }
 
-func (s *recordingStore) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time) error {
+func (s *recordingStore) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time, opts persistence.PutOptions) error {
 	s.puts.Add(1)
 	if s.failWrites.Load() {
 		return errDiskGone
 	}
-	return s.afterWrite(s.KVStore.Put(ctx, key, value, expiresAt))
+	return s.afterWrite(s.KVStore.Put(ctx, key, value, expiresAt, opts))
 }
 
 func (s *recordingStore) Delete(ctx context.Context, key persistence.KVKey) error {
@@ -237,7 +237,7 @@ func TestActivationLoadsTheEntryOnceAndGetsAnswerFromMemory(t *testing.T) {
 	e := newEnv(t)
 	key := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "k"}
 	expires := e.clock.Now().Add(time.Minute)
-	if err := e.badger.Put(context.Background(), key, []byte("from disk"), expires); err != nil {
+	if err := e.badger.Put(context.Background(), key, []byte("from disk"), expires, persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pid := e.spawn("acme", "k")

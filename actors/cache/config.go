@@ -13,6 +13,9 @@ import (
 type Config struct {
 	// Store keeps the entries. Required.
 	Store persistence.KVStore
+	// Quota returns a tenant's storage quota, which every Put carries to
+	// the store; no quota when nil.
+	Quota func(tenant string) persistence.Quota
 	// Clock tells the time that TTLs are measured on; clock.Real when nil.
 	Clock clock.Clock
 	// IdleTimeout passivates a key that received nothing for this long.
@@ -29,6 +32,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Clock:        clock.Real,
+		Quota:        func(string) persistence.Quota { return persistence.Quota{} },
 		IdleTimeout:  5 * time.Minute,
 		StoreTimeout: 5 * time.Second,
 		Logger:       slog.New(slog.DiscardHandler),

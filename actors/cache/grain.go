@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -107,7 +106,7 @@ func (g *grain) ready(ctx actor.Context) bool {
 // fail answers unavailable. The key is not logged: it is client text.
 func (g *grain) fail(ctx actor.Context, what string, err error) {
 	g.cfg.Logger.Error("cache "+what, "tenant", g.key.Tenant, "err", err)
-	ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: fmt.Sprintf("cache %s: storage unavailable", what)})
+	ctx.Respond(grains.StoreFailure("cache "+what, err))
 }
 
 func (g *grain) storeContext() (context.Context, context.CancelFunc) {

@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-chat/parley/actors/grains"
+	"github.com/parley-chat/parley/persistence"
 )
 
 // put stores the entry: first in the store, which returns once the write
@@ -26,7 +27,7 @@ func (g *grain) put(ctx actor.Context, req *Put) {
 	expiresAt := g.cfg.Clock.Now().Add(ttl)
 	sctx, cancel := g.storeContext()
 	defer cancel()
-	if err := g.cfg.Store.Put(sctx, g.key, value, expiresAt); err != nil {
+	if err := g.cfg.Store.Put(sctx, g.key, value, expiresAt, persistence.PutOptions{Quota: g.cfg.Quota(g.key.Tenant)}); err != nil {
 		g.unsure()
 		g.fail(ctx, "put", err)
 		return

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/parley-chat/parley/persistence"
 )
 
 // Failure codes, in Failure.Code: one per sentinel below.
@@ -11,6 +13,7 @@ const (
 	CodeInvalidArgument = "invalid_argument"
 	CodeConflict        = "conflict"
 	CodeUnavailable     = "unavailable"
+	CodeQuotaExceeded   = "quota_exceeded"
 )
 
 // The errors every typed client reports, whatever the grain kind, so that
@@ -28,6 +31,10 @@ var (
 	// storage failed. A write may or may not have taken effect; the
 	// cause stays in the chain (cluster.ErrTimeout, cluster.ErrHostLost…).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrQuotaExceeded: the write would pass one of the tenant's storage
+	// quotas (QuotaOf names it). Nothing changed; it can succeed once the
+	// tenant deletes data or data expires.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // Error is a failure in a grain's or a client's own words: Error() is
@@ -36,6 +43,8 @@ var (
 type Error struct {
 	Kind    error
 	Message string
+	// Quota is the quota an ErrQuotaExceeded failure names; "" otherwise.
+	Quota string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -53,8 +62,30 @@ func Failed(f *Failure) error {
 		kind = ErrInvalidArgument
 	case CodeConflict:
 		kind = ErrConflict
+	case CodeQuotaExceeded:
+		kind = ErrQuotaExceeded
 	}
-	return &Error{Kind: kind, Message: f.GetMessage()}
+	return &Error{Kind: kind, Message: f.GetMessage(), Quota: f.GetQuota()}
+}
+
+// QuotaOf returns the quota an ErrQuotaExceeded error names, or "".
+func QuotaOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Quota
+	}
+	return ""
+}
+
+// StoreFailure is a grain's answer when a storage call for what failed
+// with err: quota_exceeded, naming the quota, for a write the store
+// refused over quota, and unavailable for anything else (the cause goes
+// to the grain's log, never to the caller).
+func StoreFailure(what string, err error) *Failure {
+	if quota := persistence.ExceededQuota(err); quota != "" {
+		return &Failure{Code: CodeQuotaExceeded, Message: fmt.Sprintf("%s: the tenant's %s quota is used up", what, quota), Quota: quota}
+	}
+	return &Failure{Code: CodeUnavailable, Message: fmt.Sprintf("%s: storage unavailable", what)}
 }
 
 // CallFailed wraps the error of a Requester call that got no answer: the

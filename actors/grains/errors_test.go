@@ -3,9 +3,12 @@ package grains_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/actors/grains"
+	"github.com/parley-chat/parley/persistence"
 )
 
 func TestFailedNamesTheSentinelOfItsCode(t *testing.T) {
@@ -16,6 +19,7 @@ func TestFailedNamesTheSentinelOfItsCode(t *testing.T) {
 		{grains.CodeInvalidArgument, grains.ErrInvalidArgument},
 		{grains.CodeConflict, grains.ErrConflict},
 		{grains.CodeUnavailable, grains.ErrUnavailable},
+		{grains.CodeQuotaExceeded, grains.ErrQuotaExceeded},
 		{"from_a_newer_node", grains.ErrUnavailable},
 	} {
 		err := grains.Failed(&grains.Failure{Code: tc.code, Message: "the grain's words"})
@@ -25,6 +29,18 @@ func TestFailedNamesTheSentinelOfItsCode(t *testing.T) {
 		if err.Error() != "the grain's words" {
 			t.Errorf("code %q: message %q, want the grain's own", tc.code, err.Error())
 		}
+	}
+}
+
+func TestStoreFailureCarriesTheQuotaAndHidesOtherCauses(t *testing.T) {
+	over := fmt.Errorf("append to session acme:x: %w", &persistence.QuotaError{Quota: persistence.QuotaSessions, Limit: 1, Used: 1})
+	err := grains.Failed(grains.StoreFailure("append", over))
+	if !errors.Is(err, grains.ErrQuotaExceeded) || grains.QuotaOf(err) != persistence.QuotaSessions {
+		t.Fatalf("%v (quota %q): want ErrQuotaExceeded naming %s", err, grains.QuotaOf(err), persistence.QuotaSessions)
+	}
+	f := grains.StoreFailure("append", errors.New("disk on fire at /var/lib/secret"))
+	if f.GetCode() != grains.CodeUnavailable || f.GetQuota() != "" || strings.Contains(f.GetMessage(), "secret") {
+		t.Fatalf("%+v: want unavailable, with the cause kept to the log", f)
 	}
 }
 

@@ -31,10 +31,14 @@ type Failure struct {
 	// code is one of: "invalid_argument" (the request or identity is
 	// malformed; nothing changed), "conflict" (the grain's state refuses the
 	// request now, e.g. a session's reply already in progress; nothing
-	// changed), "unavailable" (storage failed; retry).
+	// changed), "quota_exceeded" (the write would pass one of the tenant's
+	// storage quotas; nothing changed), "unavailable" (storage failed; retry).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// message says what failed, for people; it never holds stored data.
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// quota names the quota a "quota_exceeded" failure hit, as the tenants
+	// file spells it (maxStoredBytes, maxSessions, maxCacheEntries).
+	Quota         string `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,14 +87,22 @@ func (x *Failure) GetMessage() string {
 	return ""
 }
 
+func (x *Failure) GetQuota() string {
+	if x != nil {
+		return x.Quota
+	}
+	return ""
+}
+
 var File_actors_grains_failure_proto protoreflect.FileDescriptor
 
 const file_actors_grains_failure_proto_rawDesc = "" +
 	"\n" +
-	"\x1bactors/grains/failure.proto\x12\rparley.grains\"7\n" +
+	"\x1bactors/grains/failure.proto\x12\rparley.grains\"M\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB-Z+github.com/parley-chat/parley/actors/grainsb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05quota\x18\x03 \x01(\tR\x05quotaB-Z+github.com/parley-chat/parley/actors/grainsb\x06proto3"
 
 var (
 	file_actors_grains_failure_proto_rawDescOnce sync.Once

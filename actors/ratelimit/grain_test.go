@@ -119,9 +119,9 @@ func (s *countingStore) Get(ctx context.Context, key persistence.KVKey, now time
 	return s.KVStore.Get(ctx, key, now)
 }
 
-func (s *countingStore) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time) error {
+func (s *countingStore) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time, opts persistence.PutOptions) error {
 	s.puts.Add(1)
-	return s.KVStore.Put(ctx, key, value, expiresAt)
+	return s.KVStore.Put(ctx, key, value, expiresAt, opts)
 }
 
 func TestLimitPlusOneInAWindowIsRefusedWithExactHeaders(t *testing.T) {

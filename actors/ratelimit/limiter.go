@@ -84,15 +84,20 @@ type LimiterConfig struct {
 	// Observer is told every decision and every unreachable scope; none
 	// when nil.
 	Observer Observer
-	// Clock dates the refusals PolicyClosed makes; clock.Real when nil.
+	// Clock dates the refusals PolicyClosed makes and the deny cache's
+	// entries; clock.Real when nil.
 	Clock clock.Clock
+	// DenyCacheSize bounds how many refusals the Limiter remembers, to
+	// refuse again without asking their grains (denycache.go). Default
+	// 10,000 (about a megabyte); negative turns the cache off.
+	DenyCacheSize int
 	// Logger receives failed refunds; discarded when nil.
 	Logger *slog.Logger
 }
 
 // DefaultLimiterConfig returns the defaults.
 func DefaultLimiterConfig() LimiterConfig {
-	return LimiterConfig{Timeout: 50 * time.Millisecond, Observer: noObserver{}, Clock: clock.Real}
+	return LimiterConfig{Timeout: 50 * time.Millisecond, Observer: noObserver{}, Clock: clock.Real, DenyCacheSize: 10_000}
 }
 
 // Validate names the first invalid field.
@@ -106,8 +111,9 @@ func (c LimiterConfig) Validate() error {
 // Limiter checks a request against every applicable scope. It is safe for
 // concurrent use.
 type Limiter struct {
-	r   grains.Requester
-	cfg LimiterConfig
+	r      grains.Requester
+	cfg    LimiterConfig
+	denied *denyCache
 }
 
 // NewLimiter returns a Limiter asking its grains through r (a
@@ -132,7 +138,10 @@ func NewLimiter(r grains.Requester, cfg LimiterConfig) (*Limiter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{r: r, cfg: cfg}, nil
+	if cfg.DenyCacheSize == 0 {
+		cfg.DenyCacheSize = d.DenyCacheSize
+	}
+	return &Limiter{r: r, cfg: cfg, denied: newDenyCache(cfg.DenyCacheSize)}, nil
 }
 
 // answer is one scope's outcome.
@@ -154,6 +163,10 @@ type answer struct {
 // the request counted, erring towards limiting. Likewise a scope that timed
 // out may have counted the request; it is not refunded.
 //
+// A request that meets a refusal this Limiter was given earlier and that
+// still holds is refused at once, asking no grain and counting nothing
+// (denycache.go).
+//
 // Check fails, without asking anyone, with ErrBadIdentity or ErrBadRequest
 // when a check is malformed, and with ctx's error when ctx was cancelled.
 func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck, policy UnavailablePolicy) (Result, error) {
@@ -173,6 +186,9 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 	}
 	if err := ctx.Err(); errors.Is(err, context.Canceled) {
 		return Result{}, err
+	}
+	if res, ok := l.stillRefused(checks, identities); ok {
+		return res, nil
 	}
 	answers := l.fanOut(ctx, identities, func(i int) any {
 		return &Check{Cost: checks[i].Cost, Limits: checks[i].limits()}
@@ -203,6 +219,9 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 			d = l.closedRefusal(checks[i].limits())
 		} else {
 			l.cfg.Observer.Decision(scope, d.Allowed)
+			if !d.Allowed {
+				l.remember(checks[i], identities[i], d)
+			}
 		}
 		decisions[i] = d
 		if best < 0 || moreRestrictive(d, decisions[best]) {
@@ -221,6 +240,40 @@ func (l *Limiter) Check(ctx context.Context, tenant string, checks []ScopeCheck,
 		}
 	}
 	return res, nil
+}
+
+// stillRefused returns the refusal of the first remembered denial the
+// checks meet, the longest one when several do.
+func (l *Limiter) stillRefused(checks []ScopeCheck, identities []string) (Result, bool) {
+	now := l.cfg.Clock.Now()
+	var (
+		res   Result
+		found bool
+	)
+	for i, c := range checks {
+		d, ok := l.denied.lookup(identities[i], max(c.Cost, 1), c.limits(), now)
+		if !ok || found && d.until.Sub(now) <= res.RetryAfter {
+			continue
+		}
+		found = true
+		res = Result{Refused: c.Scope, Limit: d.perMinute, ResetAt: d.resetAt, RetryAfter: d.until.Sub(now)}
+	}
+	if found {
+		l.cfg.Observer.Decision(res.Refused, false)
+	}
+	return res, found
+}
+
+// remember keeps a grain's refusal d of check c in the deny cache.
+func (l *Limiter) remember(c ScopeCheck, identity string, d *Decision) {
+	now := l.cfg.Clock.Now()
+	l.denied.remember(identity, denial{
+		until:     now.Add(time.Duration(d.RetryAfterMillis) * time.Millisecond),
+		resetAt:   time.Unix(d.ResetAtUnix, 0),
+		cost:      max(c.Cost, 1),
+		perMinute: c.PerMinute,
+		burst:     c.Burst,
+	}, now)
 }
 
 // moreRestrictive reports whether decision a should be shown rather than

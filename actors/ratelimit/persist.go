@@ -123,7 +123,7 @@ func (g *grain) write(gen uint64, key persistence.KVKey, value []byte, expiresAt
 	}
 	sctx, cancel := g.storeContext()
 	defer cancel()
-	if err := g.cfg.Store.Put(sctx, key, value, expiresAt); err != nil {
+	if err := g.cfg.Store.Put(sctx, key, value, expiresAt, persistence.PutOptions{}); err != nil {
 		return err
 	}
 	g.written = gen

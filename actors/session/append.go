@@ -55,7 +55,9 @@ func (g *grain) store(msg persistence.Message, keyRole persistence.Role) (_ pers
 		return persistence.Message{}, false, err
 	}
 	msg.ID, msg.CreatedAt = id.String(), g.cfg.Clock.Now()
-	opts := persistence.AppendOptions{MaxMessages: g.retention.MaxMessages}
+	// The quota is read at every append, so a reloaded tenants file
+	// applies at once.
+	opts := persistence.AppendOptions{MaxMessages: g.retention.MaxMessages, Quota: g.cfg.Retention(g.key.Tenant).Quota}
 	for attempt := 1; ; attempt++ {
 		if i := g.findKey(msg.IdempotencyKey, keyRole); i >= 0 {
 			return g.tail[i], false, nil

@@ -18,6 +18,10 @@ type Retention struct {
 	// MaxAge hides messages older than this at once and lets the sweep
 	// delete them. Default 30 days.
 	MaxAge time.Duration
+	// Quota is the tenant's storage quota, which every append carries to
+	// the store (read again at every append, unlike the fields above,
+	// which an activation reads once). None by default.
+	Quota persistence.Quota
 }
 
 // DefaultRetention is the seed's: 1000 messages, 30 days.

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -146,7 +145,7 @@ func (g *grain) ready(ctx actor.Context) bool {
 
 func (g *grain) fail(ctx actor.Context, what string, err error) {
 	g.cfg.Logger.Error(what, "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-	ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable, Message: fmt.Sprintf("%s: storage unavailable", what)})
+	ctx.Respond(grains.StoreFailure(what, err))
 }
 
 func (g *grain) storeContext() (context.Context, context.CancelFunc) {

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -162,6 +164,22 @@ func (r *Registry) Retention(tenant string) session.Retention {
 		return t.Retention()
 	}
 	return session.DefaultRetention
+}
+
+// Quota is cache.Config.Quota for these tenants: a tenant's quota, none
+// for a tenant the file does not have (it cannot authenticate).
+func (r *Registry) Quota(tenant string) persistence.Quota {
+	if t, ok := r.Tenant(tenant); ok {
+		return t.Quota()
+	}
+	return persistence.Quota{}
+}
+
+// IDs returns the tenants' ids, sorted.
+func (r *Registry) IDs() []string {
+	ids := slices.Collect(maps.Keys(r.cur.Load().tenants))
+	slices.Sort(ids)
+	return ids
 }
 
 // Prompt is session.Config.Prompt for these tenants: a tenant's prompt

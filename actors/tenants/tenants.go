@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/session"
+	"github.com/parley-chat/parley/persistence"
 )
 
 // File is the tenants file's shape (docs/tenants.md).
@@ -26,6 +27,7 @@ type Tenant struct {
 	APIKeys   []APIKey  `json:"apiKeys" validate:"required,min=1,dive"`
 	RateLimit RateLimit `json:"rateLimit"`
 	Sessions  Sessions  `json:"sessions"`
+	Quotas    Quotas    `json:"quotas"`
 	Model     Model     `json:"model"`
 	CORS      CORS      `json:"cors"`
 }
@@ -77,6 +79,15 @@ type Sessions struct {
 	RetentionDays int `json:"retentionDays" validate:"gte=0,lte=36500"`
 }
 
+// Quotas bound what a tenant stores, on every node alike (the store
+// accounts them): the bytes of its messages and cache entries, its
+// sessions that hold messages, and its cache entries.
+type Quotas struct {
+	MaxStoredBytes  int64 `json:"maxStoredBytes" validate:"gte=0,lte=1099511627776"`
+	MaxSessions     int64 `json:"maxSessions" validate:"gte=0,lte=1000000000"`
+	MaxCacheEntries int64 `json:"maxCacheEntries" validate:"gte=0,lte=1000000000"`
+}
+
 // Defaults for every limit a tenant leaves at zero.
 const (
 	DefaultPerMinute      = 600
@@ -88,6 +99,12 @@ const (
 	DefaultRetentionDays  = 30
 	DefaultModel          = model.ProviderMock
 	DefaultPromptTemplate = "You are a helpful assistant."
+	// The quota defaults leave room for a busy tenant (a hundred thousand
+	// sessions of a few KiB each fit in 1 GiB) while bounding what one
+	// tenant can make every replica keep.
+	DefaultMaxStoredBytes  = 1 << 30
+	DefaultMaxSessions     = 100_000
+	DefaultMaxCacheEntries = 10_000
 )
 
 // withDefaults fills zero limits.
@@ -103,6 +120,14 @@ func (t Tenant) withDefaults() Tenant {
 	set(&t.RateLimit.IP.PerMinute, DefaultIPPerMinute)
 	set(&t.Sessions.MaxMessages, DefaultMaxMessages)
 	set(&t.Sessions.RetentionDays, DefaultRetentionDays)
+	set64 := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	set64(&t.Quotas.MaxStoredBytes, DefaultMaxStoredBytes)
+	set64(&t.Quotas.MaxSessions, DefaultMaxSessions)
+	set64(&t.Quotas.MaxCacheEntries, DefaultMaxCacheEntries)
 	if t.RateLimit.OnLimiterUnavailable == "" {
 		t.RateLimit.OnLimiterUnavailable = DefaultUnavailable
 	}
@@ -120,5 +145,16 @@ func (t *Tenant) Retention() session.Retention {
 	return session.Retention{
 		MaxMessages: t.Sessions.MaxMessages,
 		MaxAge:      time.Duration(t.Sessions.RetentionDays) * 24 * time.Hour,
+		Quota:       t.Quota(),
+	}
+}
+
+// Quota is the tenant's storage quota, as every write carries it to the
+// store.
+func (t *Tenant) Quota() persistence.Quota {
+	return persistence.Quota{
+		MaxStoredBytes:  t.Quotas.MaxStoredBytes,
+		MaxSessions:     t.Quotas.MaxSessions,
+		MaxCacheEntries: t.Quotas.MaxCacheEntries,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/actors/model"
 	"github.com/parley-chat/parley/actors/model/openaitest"
 	"github.com/parley-chat/parley/actors/tenants"
+	"github.com/parley-chat/parley/persistence"
 )
 
 const goodKey = "pk_live_0123456789"
@@ -44,6 +45,27 @@ func TestParseFillsDefaultsAndAuthenticates(t *testing.T) {
 	}
 	if got := reg.Retention("unknown"); got.MaxMessages != 1000 {
 		t.Errorf("unknown tenant retention %+v", got)
+	}
+	want := persistence.Quota{MaxStoredBytes: 1 << 30, MaxSessions: 100_000, MaxCacheEntries: 10_000}
+	if q := reg.Quota("acme"); q != want || r.Quota != want {
+		t.Errorf("quota %+v, retention's %+v; want the defaults %+v", q, r.Quota, want)
+	}
+}
+
+func TestQuotasComeFromTheFile(t *testing.T) {
+	reg, err := tenants.Parse(strings.NewReader(file(acme(`, "quotas": {"maxStoredBytes": 1048576, "maxCacheEntries": 5}`))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := persistence.Quota{MaxStoredBytes: 1 << 20, MaxSessions: tenants.DefaultMaxSessions, MaxCacheEntries: 5}
+	if q := reg.Quota("acme"); q != want {
+		t.Fatalf("quota %+v, want %+v", q, want)
+	}
+	if q := reg.Quota("unknown"); q != (persistence.Quota{}) {
+		t.Fatalf("a tenant the file lacks has quota %+v", q)
+	}
+	if ids := reg.IDs(); len(ids) != 1 || ids[0] != "acme" {
+		t.Fatalf("IDs = %v", ids)
 	}
 }
 
@@ -82,6 +104,7 @@ func TestBadFilesNameTheField(t *testing.T) {
 		{"fallback baseURL", file(acme(`, "model": {"provider": "openai", "name": "m", "fallbacks": [{"name": "n", "baseURL": "::"}]}`)), "tenants[0].model.fallbacks[0].baseURL"},
 		{"bad apiKeyEnv", file(acme(`, "model": {"provider": "openai", "name": "m", "apiKeyEnv": "OPENAI KEY"}`)), "tenants[0].model.apiKeyEnv"},
 		{"temperature", file(acme(`, "model": {"provider": "openai", "name": "m", "temperature": 7}`)), "tenants[0].model.temperature: must be at most 2"},
+		{"negative quota", file(acme(`, "quotas": {"maxSessions": -1}`)), "tenants[0].quotas.maxSessions: must be 0 or more"},
 		{"duplicate tenant", file(acme("") + "," + strings.Replace(acme(""), hash, tenants.HashKey("other"), 1)), `tenants[1].id: "acme" appears twice`},
 		{"key shared by two tenants", file(acme("") + "," + strings.Replace(acme(""), `"acme"`, `"globex"`, 1)), `tenants[1].apiKeys[0].hash: the same key is already tenant "acme"'s`},
 	}

@@ -2,7 +2,7 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--only flood|limiter-memory] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
 // itself on 127.0.0.1 with the mock model at 0 ms per token, drives them
@@ -39,6 +39,7 @@ import (
 // options are the command line.
 type options struct {
 	quick   bool
+	only    string
 	json    string
 	docs    string
 	parley  string
@@ -52,6 +53,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
+	fs.StringVar(&o.only, "only", "", "run only this row, on one node: flood (the rate-limit flood) or limiter-memory (100,000 rate-limit keys)")
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
@@ -114,8 +116,10 @@ type bench struct {
 	dir     string
 	tenants string
 	client  *client
-	rows    []Row
-	skipped []string
+	// floodKey is the API key of the "flood" tenant (flood.go).
+	floodKey string
+	rows     []Row
+	skipped  []string
 	// stopped is closed on Ctrl-C or the timeout: a row measured after it
 	// is cut short and dropped.
 	stopped <-chan struct{}
@@ -174,6 +178,9 @@ func measure(ctx context.Context, o options) (Report, error) {
 			}
 		}
 	}
+	if o.only != "" {
+		return b.measureOnly(ctx, o, started, machine)
+	}
 	err = b.onNodes(ctx, 1, func(ns *nodes) {
 		if !o.quick {
 			// First, while the node is fresh: its resident set has not
@@ -186,6 +193,11 @@ func measure(ctx context.Context, o options) (Report, error) {
 		phases(
 			func() { chats(ns) },
 			func() { b.rateLimitPhases(ctx, ns) },
+			func() {
+				if !o.quick {
+					b.floodPhase(ctx, ns)
+				}
+			},
 			func() { b.historyPhases(ctx, ns) },
 		)
 	})
@@ -193,7 +205,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 		return Report{}, err
 	}
 	if o.quick {
-		b.skipped = append(b.skipped, "--quick: the 3-node, memory, SSE-streams and micro-benchmark rows")
+		b.skipped = append(b.skipped, "--quick: the 3-node, flood, memory, SSE-streams and micro-benchmark rows")
 	} else {
 		if err := b.onNodes(ctx, 3, chats); err != nil {
 			return Report{}, err
@@ -214,6 +226,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 			return Report{}, err
 		}
 		phases(func() { b.streamsPhase(ctx) })
+		phases(func() { b.limiterMemoryPhase(ctx) })
 		if o.micro {
 			phases(func() { b.microPhases(ctx, root) })
 		} else {
@@ -228,6 +241,27 @@ func measure(ctx context.Context, o options) (Report, error) {
 		Date: started.UTC(), Machine: machine, Quick: o.quick,
 		DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped,
 	}
+	rep.Verdict = rep.verdict()
+	return rep, nil
+}
+
+// measureOnly runs the rows --only names, on one node.
+func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, machine Machine) (Report, error) {
+	phase, ok := map[string]func(context.Context) error{
+		"flood":          func(ctx context.Context) error { return b.onNodes(ctx, 1, func(ns *nodes) { b.floodPhase(ctx, ns) }) },
+		"limiter-memory": func(ctx context.Context) error { b.limiterMemoryPhase(ctx); return nil },
+	}[o.only]
+	if !ok {
+		return Report{}, fmt.Errorf("--only %q: want flood or limiter-memory", o.only)
+	}
+	if err := phase(ctx); err != nil {
+		return Report{}, err
+	}
+	if ctx.Err() != nil {
+		return Report{}, context.Cause(ctx)
+	}
+	b.skipped = append(b.skipped, "--only "+o.only+": every other row")
+	rep := Report{Date: started.UTC(), Machine: machine, DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped}
 	rep.Verdict = rep.verdict()
 	return rep, nil
 }
@@ -315,20 +349,37 @@ func (b *bench) show(r Row) {
 	progress("  %s (nodes %d, concurrency %d): n %d,%s errors %d: %s", r.Name, r.Nodes, r.Concurrency, r.Count, lat, r.Errors, r.Result)
 }
 
-// writeTenants writes a tenants file with one tenant, "bench", whose
-// limits are far above what the bench sends, and returns its new API key.
+// writeTenants writes a tenants file with the tenant "bench", whose limits
+// are far above what the bench sends, and the tenant "flood", limited to
+// floodPerMinute (flood.go), and returns bench's new API key.
 func (b *bench) writeTenants() (string, error) {
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
+	newKey := func(prefix string) (string, error) {
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return "", err
+		}
+		return prefix + hex.EncodeToString(raw), nil
+	}
+	key, err := newKey("bench-")
+	if err != nil {
 		return "", err
 	}
-	key := "bench-" + hex.EncodeToString(raw)
+	if b.floodKey, err = newKey("flood-"); err != nil {
+		return "", err
+	}
 	const limit = 100_000_000
 	file := map[string]any{"tenants": []any{map[string]any{
 		"id":      "bench",
 		"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
 		"rateLimit": map[string]any{
 			"perMinute": limit, "burst": limit,
+			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
+		},
+	}, map[string]any{
+		"id":      "flood",
+		"apiKeys": []any{map[string]any{"id": "flood", "hash": tenants.HashKey(b.floodKey)}},
+		"rateLimit": map[string]any{
+			"perMinute": floodPerMinute, "burst": floodPerMinute,
 			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
 		},
 	}}}

@@ -30,6 +30,8 @@ type nodeSpec struct {
 	// plaintext runs a cluster's planes in the clear; by default a cluster
 	// of more than one node runs mutual TLS and an encrypted gossip key.
 	plaintext bool
+	// extra are more `parley serve` flags, for every node.
+	extra []string
 }
 
 // nodes is a group of processes started together, through the harness
@@ -48,7 +50,7 @@ func startNodes(ctx context.Context, spec nodeSpec) (*nodes, error) {
 	c, err := harness.Start(harness.Spec{
 		Bin: spec.bin, Dir: spec.dir, N: spec.n, LocalStore: spec.localStore, Plaintext: spec.plaintext,
 		Args: func(int) []string {
-			return []string{"--tenants", spec.tenants, "--mock-token-delay", spec.tokenDelay.String()}
+			return append([]string{"--tenants", spec.tenants, "--mock-token-delay", spec.tokenDelay.String()}, spec.extra...)
 		},
 	})
 	if err != nil {

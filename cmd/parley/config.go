@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/actors/ratelimit"
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
@@ -52,6 +53,7 @@ type serveConfig struct {
 	RaftDeadVoter  time.Duration
 	SessionIdle    time.Duration
 	DrainTimeout   time.Duration
+	LimiterIdle    time.Duration
 	Heartbeat      time.Duration
 	// Bounds on what one client can hold (docs/operations.md).
 	BodyReadTimeout time.Duration
@@ -89,6 +91,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.MockTokenDelay, "mock-token-delay", model.DefaultMock().TokenDelay, "delay between tokens of the mock model")
 	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long replies in progress may take to finish before they are cut short and stored as far as they got")
+	fs.DurationVar(&c.LimiterIdle, "limiter-idle-timeout", ratelimit.DefaultConfig().IdleTimeout, "passivate a rate limiter (one per tenant, user and IP) after this long without requests")
 	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -191,6 +194,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.SessionIdle <= 0 {
 		return bad("session-idle-timeout", "%s is not positive", c.SessionIdle)
+	}
+	if c.LimiterIdle <= 0 {
+		return bad("limiter-idle-timeout", "%s is not positive", c.LimiterIdle)
 	}
 	if c.Heartbeat <= 0 {
 		return bad("sse-heartbeat", "%s is not positive", c.Heartbeat)

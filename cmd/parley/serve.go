@@ -182,6 +182,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	undo = append(undo, func() { _ = st.close() })
 	store := st.sessions
 
+	metrics.WatchUsage(registry.IDs, registry.Quota, store)
 	replies := session.NewReplies()
 	// The limiter needs the cluster member, which needs the session kind:
 	// replies charge their tokens through it once it exists.
@@ -203,12 +204,12 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	sweeper := st.startSweeper(clock.Real, registry.Retention, logger.With("component", "sweep"))
 	undo = append(undo, sweeper.Stop)
 
-	cacheKind, err := cache.NewKind(cache.Config{Store: store, Logger: logger.With("component", "cache")})
+	cacheKind, err := cache.NewKind(cache.Config{Store: store, Quota: registry.Quota, Logger: logger.With("component", "cache")})
 	if err != nil {
 		return nil, err
 	}
 
-	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, Logger: logger.With("component", "ratelimit")})
+	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, IdleTimeout: cfg.LimiterIdle, Logger: logger.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func TestNodeSweepRemovesExpiredCountersFromDisk(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := testkit.NewFakeClock(t0)
 	counter := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceRateLimit, Key: "user:web"}
-	if err := st.limits.Put(t.Context(), counter, []byte("window"), t0.Add(3*time.Minute)); err != nil {
+	if err := st.limits.Put(t.Context(), counter, []byte("window"), t0.Add(3*time.Minute), persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	limits := st.limits.(*badgerstore.Store)

@@ -57,6 +57,7 @@ const (
 	CodeHeadersTooLarge     = "headers_too_large"      // 431: request line and headers over the limit
 	CodeInternal            = "internal"               // 500
 	CodeInsufficientStorage = "insufficient_storage"   // 507: the node's disk is below its free-space watermark; reads and deletes still work
+	CodeQuotaExceeded       = "quota_exceeded"         // 507: the write would pass one of the tenant's quotas (named in details)
 	CodeNotReady            = "not_ready"              // 503 from /readyz
 	CodeUpstreamFailed      = "upstream_failed"        // 502 (or an error event): the model failed; docs/models.md
 	CodeUnavailable         = "unavailable"            // 503: the session could not be reached; retry
@@ -158,6 +159,11 @@ func (s *server) answerFor(w http.ResponseWriter, r *http.Request, err error) *r
 		// partial reply when the failure followed the first token.
 		// Retrying may reach a provider that answers; nothing says when.
 		return &requestError{status: http.StatusBadGateway, code: CodeUpstreamFailed, message: err.Error()}
+	case errors.Is(err, grains.ErrQuotaExceeded):
+		quota := grains.QuotaOf(err)
+		return &requestError{status: http.StatusInsufficientStorage, code: CodeQuotaExceeded,
+			message: "the tenant's storage quota is used up; delete data or wait for it to expire",
+			details: []ErrorDetail{{Field: "quotas." + quota, Message: "the tenant's " + quota + " quota is used up"}}}
 	case errors.Is(err, grains.ErrConflict):
 		return &requestError{status: http.StatusConflict, code: CodeConflict, message: "a reply is already in progress in this session; wait for it to finish"}
 	case errors.Is(err, grains.ErrInvalidArgument):

@@ -329,7 +329,7 @@ func TestSweepSkipsCorruptEntries(t *testing.T) {
 		}
 	}
 	expiredKV := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "expired"}
-	if err := s.Put(ctx, expiredKV, []byte("v"), old); err != nil {
+	if err := s.Put(ctx, expiredKV, []byte("v"), old, persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.Update(func(txn *badger.Txn) error {

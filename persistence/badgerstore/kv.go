@@ -56,21 +56,50 @@ func (s *Store) Get(ctx context.Context, key persistence.KVKey, now time.Time) (
 }
 
 // Put implements KVStore. encodeKV copies value, so the caller may reuse it.
-func (s *Store) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time) error {
-	return s.writeKV(ctx, "put", key, func(txn *badger.Txn, k []byte) error {
-		return txn.Set(k, encodeKV(value, expiresAt))
+// A cache entry reads the value it replaces, for its size, so two Puts of
+// one key conflict; the loser is tried again.
+func (s *Store) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time, opts persistence.PutOptions) error {
+	return s.writeKV(ctx, "put", key, func(txn *badger.Txn, k []byte, p *pending) error {
+		v := encodeKV(value, expiresAt)
+		if key.Space == persistence.SpaceCache {
+			old, found, err := valueLen(txn, k)
+			if err != nil {
+				return err
+			}
+			d := persistence.Usage{StoredBytes: storedSize(k, len(v))}
+			if found {
+				d.StoredBytes -= storedSize(k, old)
+			} else {
+				d.CacheEntries = 1
+			}
+			if err := s.charge(p, key.Tenant, d, opts.Quota); err != nil {
+				return err
+			}
+		}
+		return txn.Set(k, v)
 	})
 }
 
 // Delete implements KVStore.
 func (s *Store) Delete(ctx context.Context, key persistence.KVKey) error {
-	return s.writeKV(ctx, "delete", key, func(txn *badger.Txn, k []byte) error {
+	return s.writeKV(ctx, "delete", key, func(txn *badger.Txn, k []byte, p *pending) error {
+		if key.Space == persistence.SpaceCache {
+			old, found, err := valueLen(txn, k)
+			if err != nil {
+				return err
+			}
+			if found {
+				if err := s.charge(p, key.Tenant, persistence.Usage{StoredBytes: -storedSize(k, old), CacheEntries: -1}, persistence.Quota{}); err != nil {
+					return err
+				}
+			}
+		}
 		return txn.Delete(k)
 	})
 }
 
 // writeKV validates key and applies one write to it in its own transaction.
-func (s *Store) writeKV(ctx context.Context, op string, key persistence.KVKey, write func(txn *badger.Txn, k []byte) error) error {
+func (s *Store) writeKV(ctx context.Context, op string, key persistence.KVKey, write func(txn *badger.Txn, k []byte, p *pending) error) error {
 	if err := persistence.ValidateKVKey(key); err != nil {
 		return err
 	}
@@ -80,7 +109,8 @@ func (s *Store) writeKV(ctx context.Context, op string, key persistence.KVKey, w
 	}
 	defer release()
 
-	if err := s.db.Update(func(txn *badger.Txn) error { return write(txn, kvKey(key)) }); err != nil {
+	var p pending
+	if err := s.updateRetrying(&p, func(txn *badger.Txn) error { return write(txn, kvKey(key), &p) }); err != nil {
 		return fmt.Errorf("%s %s %s: %w", op, key.Tenant, key.Space, err)
 	}
 	return nil

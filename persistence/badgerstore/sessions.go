@@ -58,7 +58,8 @@ func (s *Store) Append(ctx context.Context, key persistence.SessionKey, expected
 
 	mkey, prefix := metaKey(key), messagePrefix(key)
 	var next persistence.SessionMeta
-	err = s.db.Update(func(txn *badger.Txn) error {
+	var p pending
+	err = s.updateCharged(&p, func(txn *badger.Txn) error {
 		cur, _, err := readMeta(txn, mkey)
 		if err != nil {
 			return err
@@ -69,14 +70,18 @@ func (s *Store) Append(ctx context.Context, key persistence.SessionKey, expected
 		if s.appendRaced != nil {
 			s.appendRaced()
 		}
+		var d persistence.Usage
 		for _, m := range msgs {
-			if err := txn.Set(messageKey(prefix, m.Seq), encodeMessage(m)); err != nil {
+			k, v := messageKey(prefix, m.Seq), encodeMessage(m)
+			d.StoredBytes += storedSize(k, len(v))
+			if err := txn.Set(k, v); err != nil {
 				return err
 			}
 		}
 		next = persistence.SessionMeta{LastSeq: msgs[len(msgs)-1].Seq, FirstSeq: cur.FirstSeq}
 		if next.FirstSeq == 0 {
 			next.FirstSeq = msgs[0].Seq
+			d.Sessions = 1
 		}
 		if opts.MaxMessages > 0 {
 			// Stored messages are always FirstSeq..LastSeq without gaps:
@@ -84,12 +89,21 @@ func (s *Store) Append(ctx context.Context, key persistence.SessionKey, expected
 			stored, capacity := next.LastSeq-next.FirstSeq+1, uint64(opts.MaxMessages)
 			if stored > capacity {
 				for range min(stored-capacity, s.limits.trimPerAppend) {
-					if err := txn.Delete(messageKey(prefix, next.FirstSeq)); err != nil {
+					k := messageKey(prefix, next.FirstSeq)
+					n, _, err := valueLen(txn, k)
+					if err != nil {
+						return err
+					}
+					d.StoredBytes -= storedSize(k, n)
+					if err := txn.Delete(k); err != nil {
 						return err
 					}
 					next.FirstSeq++
 				}
 			}
+		}
+		if err := s.charge(&p, key.Tenant, d, opts.Quota); err != nil {
+			return err
 		}
 		return txn.Set(mkey, encodeMeta(next))
 	})
@@ -207,17 +221,31 @@ func (s *Store) DeleteSession(ctx context.Context, key persistence.SessionKey) e
 			return err
 		}
 		var done bool
-		err := s.updateRetrying(func(txn *badger.Txn) error {
-			if _, _, err := readMeta(txn, mkey); err != nil {
+		var p pending
+		err := s.updateRetrying(&p, func(txn *badger.Txn) error {
+			meta, _, err := readMeta(txn, mkey)
+			if err != nil {
 				return err
 			}
 			batch := s.limits.deleteBatch
 			keys := collectKeys(txn, prefix, batch+1)
 			done = len(keys) <= batch
+			var freed persistence.Usage
 			for _, k := range keys[:min(len(keys), batch)] {
+				n, _, err := valueLen(txn, k)
+				if err != nil {
+					return err
+				}
+				freed.StoredBytes -= storedSize(k, n)
 				if err := txn.Delete(k); err != nil {
 					return err
 				}
+			}
+			if done && meta.FirstSeq != 0 {
+				freed.Sessions = -1
+			}
+			if err := s.charge(&p, key.Tenant, freed, persistence.Quota{}); err != nil {
+				return err
 			}
 			if done {
 				return txn.Delete(mkey)
@@ -235,11 +263,12 @@ func (s *Store) DeleteSession(ctx context.Context, key persistence.SessionKey) e
 
 // updateRetrying runs fn in an update transaction, again when Badger reports
 // a conflict with a concurrent writer, up to conflictRetries times. fn must
-// start from scratch on every call. A conflict that outlasts the retries is
+// start from scratch on every call, and what it charges to p is settled
+// after each attempt. A conflict that outlasts the retries is
 // reported as ErrSequenceConflict: some writer kept getting there first.
-func (s *Store) updateRetrying(fn func(txn *badger.Txn) error) error {
+func (s *Store) updateRetrying(p *pending, fn func(txn *badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(fn)
+		err := s.updateCharged(p, fn)
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}

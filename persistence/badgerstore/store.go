@@ -144,6 +144,7 @@ type Store struct {
 	closed bool
 
 	limits  batchLimits
+	usage   usageBook     // every tenant's usage (usage.go)
 	stop    chan struct{} // closed by Close; stops the GC loop
 	gcDone  chan struct{} // closed when the GC loop has returned
 	afterGC func()
@@ -193,6 +194,10 @@ func Open(opts Options) (*Store, error) {
 		gcDone:  make(chan struct{}),
 		afterGC: opts.afterGC,
 	}
+	if err := s.loadUsage(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
+	}
 	if opts.InMemory {
 		close(s.gcDone) // there is no value log to collect
 	} else {
@@ -215,6 +220,10 @@ func (s *Store) Close() error {
 
 	close(s.stop)
 	<-s.gcDone
+	if err := s.saveUsage(); err != nil {
+		// The next Open counts the usage again.
+		s.log.Warn("saving usage failed", "err", err)
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
 	}

@@ -96,7 +96,7 @@ func TestBadgerDataSurvivesReopen(t *testing.T) {
 	if _, err := s.Append(ctx, key, 0, msgs, persistence.AppendOptions{}); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	if err := s.Put(ctx, kv, []byte("value"), t0.Add(time.Hour)); err != nil {
+	if err := s.Put(ctx, kv, []byte("value"), t0.Add(time.Hour), persistence.PutOptions{}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -338,13 +338,13 @@ func TestBadgerSweepInChunks(t *testing.T) {
 	}
 	for i := range 8 {
 		kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: fmt.Sprint("expired-", i)}
-		if err := s.Put(ctx, kv, []byte("v"), now); err != nil {
+		if err := s.Put(ctx, kv, []byte("v"), now, persistence.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 3 {
 		kv := persistence.KVKey{Tenant: "globex", Space: persistence.SpaceRateLimit, Key: fmt.Sprint("live-", i)}
-		if err := s.Put(ctx, kv, []byte("v"), now.Add(time.Second)); err != nil {
+		if err := s.Put(ctx, kv, []byte("v"), now.Add(time.Second), persistence.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -200,7 +200,8 @@ func (s *Store) scanForSweep(txn *badger.Txn, start []byte, now time.Time, cutof
 // returns how many it deleted.
 func (s *Store) sweepKV(keys [][]byte, now time.Time) (int, error) {
 	var deleted int
-	err := s.updateRetrying(func(txn *badger.Txn) error {
+	var p pending
+	err := s.updateRetrying(&p, func(txn *badger.Txn) error {
 		deleted = 0
 		for _, k := range keys {
 			item, err := txn.Get(k)
@@ -210,8 +211,12 @@ func (s *Store) sweepKV(keys [][]byte, now time.Time) (int, error) {
 			if err != nil {
 				return err
 			}
-			var exp time.Time
+			var (
+				exp  time.Time
+				size int64
+			)
 			if err := item.Value(func(v []byte) error {
+				size = storedSize(k, len(v))
 				_, exp, err = decodeKV(v)
 				return err
 			}); err != nil {
@@ -222,6 +227,11 @@ func (s *Store) sweepKV(keys [][]byte, now time.Time) (int, error) {
 			}
 			if err := txn.Delete(k); err != nil {
 				return err
+			}
+			if tenant, ok := cacheTenant(k); ok {
+				if err := s.charge(&p, tenant, persistence.Usage{StoredBytes: -size, CacheEntries: -1}, persistence.Quota{}); err != nil {
+					return err
+				}
 			}
 			deleted++
 		}
@@ -246,14 +256,16 @@ func (s *Store) sweepSession(sw sessionSweep) (int, bool, error) {
 			left  bool // a message remains after this transaction
 			more  bool // more aged messages remain after this transaction
 		)
-		err := s.updateRetrying(func(txn *badger.Txn) error {
+		var p pending
+		err := s.updateRetrying(&p, func(txn *badger.Txn) error {
 			meta, found, err := readMeta(txn, mkey)
 			if err != nil {
 				return err
 			}
 			var keys [][]byte
 			var oldestLeft uint64
-			keys, oldestLeft, more, err = agedMessages(txn, mprefix, sw.cutoff, s.limits.deleteBatch)
+			var size int64
+			keys, oldestLeft, more, size, err = agedMessages(txn, mprefix, sw.cutoff, s.limits.deleteBatch)
 			if err != nil {
 				return err
 			}
@@ -262,6 +274,13 @@ func (s *Store) sweepSession(sw sessionSweep) (int, bool, error) {
 				if err := txn.Delete(k); err != nil {
 					return err
 				}
+			}
+			freed := persistence.Usage{StoredBytes: -size}
+			if found && len(keys) > 0 && meta.FirstSeq != 0 && oldestLeft == 0 {
+				freed.Sessions = -1
+			}
+			if err := s.charge(&p, sw.key.Tenant, freed, persistence.Quota{}); err != nil {
+				return err
 			}
 			if !found || len(keys) == 0 {
 				return nil // nothing aged since the scan, or messages without a meta
@@ -281,33 +300,38 @@ func (s *Store) sweepSession(sw sessionSweep) (int, bool, error) {
 
 // agedMessages returns the keys of the session's oldest messages created
 // before cutoff, at most batch of them, with the sequence of the
-// oldest message that stays (0 when none does) and whether more aged
-// messages remain past the batch.
-func agedMessages(txn *badger.Txn, prefix []byte, cutoff time.Time, batch int) (keys [][]byte, oldestLeft uint64, more bool, err error) {
+// oldest message that stays (0 when none does), whether more aged
+// messages remain past the batch, and the stored size of the keys.
+func agedMessages(txn *badger.Txn, prefix []byte, cutoff time.Time, batch int) (keys [][]byte, oldestLeft uint64, more bool, size int64, err error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
 		item := it.Item()
 		seq, err := seqOf(prefix, item.Key())
 		if err != nil {
-			return nil, 0, false, err
+			return nil, 0, false, 0, err
 		}
-		var created time.Time
+		var (
+			created time.Time
+			n       int64
+		)
 		if err := item.Value(func(v []byte) error {
+			n = storedSize(item.Key(), len(v))
 			created, err = messageCreatedAt(v)
 			return err
 		}); err != nil {
-			return nil, 0, false, fmt.Errorf("message %d: %w", seq, err)
+			return nil, 0, false, 0, fmt.Errorf("message %d: %w", seq, err)
 		}
 		if !created.Before(cutoff) {
-			return keys, seq, false, nil
+			return keys, seq, false, size, nil
 		}
 		if len(keys) == batch {
-			return keys, seq, true, nil
+			return keys, seq, true, size, nil
 		}
 		keys = append(keys, item.KeyCopy(nil))
+		size += n
 	}
-	return keys, 0, false, nil
+	return keys, 0, false, size, nil
 }
 
 // DeleteTenant implements Store with Badger's DropPrefix, which removes the
@@ -327,6 +351,7 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) error {
 	if err := s.db.DropPrefix(tenantPrefix(tenant)); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", tenant, err)
 	}
+	s.usage.drop(tenant)
 	return nil
 }
 

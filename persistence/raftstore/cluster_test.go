@@ -26,7 +26,7 @@ func TestWritesThroughAnyMemberAreReadFromEvery(t *testing.T) {
 			appendOne(t, c.store(i), key, seq, fmt.Sprintf("n%d-m%d", i, seq+1))
 		}
 		kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "from-" + c.nodes[i].id}
-		if err := c.store(i).Put(t.Context(), kv, []byte(c.nodes[i].id), time.Time{}); err != nil {
+		if err := c.store(i).Put(t.Context(), kv, []byte(c.nodes[i].id), time.Time{}, persistence.PutOptions{}); err != nil {
 			t.Fatalf("Put through %s (leader %d): %v", c.nodes[i].id, leader, err)
 		}
 	}
@@ -183,7 +183,7 @@ func testNoQuorum(t *testing.T, survivorLeads bool) {
 	if !errors.Is(err, ErrNoQuorum) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Append without a quorum: %v, want ErrNoQuorum", err)
 	}
-	if err := s.Put(t.Context(), persistence.KVKey{Tenant: "acme", Space: "cache", Key: "k"}, []byte("v"), time.Time{}); !errors.Is(err, ErrNoQuorum) {
+	if err := s.Put(t.Context(), persistence.KVKey{Tenant: "acme", Space: "cache", Key: "k"}, []byte("v"), time.Time{}, persistence.PutOptions{}); !errors.Is(err, ErrNoQuorum) {
 		t.Fatalf("Put without a quorum: %v, want ErrNoQuorum", err)
 	}
 	if _, err := s.Meta(t.Context(), key); !errors.Is(err, ErrNoQuorum) {
@@ -229,7 +229,7 @@ func TestEmptyMemberRebuildsFromSnapshot(t *testing.T) {
 		appendOne(t, c.store(int(seq)%3), key, seq, fmt.Sprintf("m%d", seq+1))
 	}
 	kv := persistence.KVKey{Tenant: "globex", Space: persistence.SpaceRateLimit, Key: "user:1"}
-	if err := c.store(0).Put(t.Context(), kv, []byte("5"), t0.Add(time.Hour)); err != nil {
+	if err := c.store(0).Put(t.Context(), kv, []byte("5"), t0.Add(time.Hour), persistence.PutOptions{}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	c.waitSameCopies(key)
@@ -267,6 +267,54 @@ func TestEmptyMemberRebuildsFromSnapshot(t *testing.T) {
 	if err != nil || !ok || string(v) != "5" {
 		t.Fatalf("Get through the rebuilt member = %q, %v, %v", v, ok, err)
 	}
+	// The usage the snapshot carried plus the log after it is the others'.
+	c.waitSameCopies(key)
+	c.checkSameUsage(key.Tenant)
+}
+
+// checkSameUsage fails unless every running member accounts tenant alike,
+// and for something.
+func (c *testCluster) checkSameUsage(tenant string) {
+	c.t.Helper()
+	var first persistence.Usage
+	for n, i := range c.running() {
+		u, err := c.store(i).Usage(tenant)
+		if err != nil {
+			c.t.Fatalf("Usage on %s: %v", c.nodes[i].id, err)
+		}
+		if n == 0 {
+			first = u
+			if u.Sessions == 0 || u.StoredBytes == 0 {
+				c.t.Fatalf("usage %+v on %s; want the tenant's session", u, c.nodes[i].id)
+			}
+		} else if u != first {
+			c.t.Fatalf("usage %+v on %s, %+v on %s", u, c.nodes[i].id, first, c.nodes[c.running()[0]].id)
+		}
+	}
+}
+
+// TestQuotaRefusalThroughAFollowerNamesTheQuota: a write over quota is
+// refused by the state machine of every member alike, and the member that
+// forwarded it still sees which quota.
+func TestQuotaRefusalThroughAFollowerNamesTheQuota(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3, nil)
+	f := c.store(c.follower())
+	q := persistence.Quota{MaxCacheEntries: 1}
+	kv := func(k string) persistence.KVKey {
+		return persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: k}
+	}
+	if err := f.Put(t.Context(), kv("a"), []byte("v"), time.Time{}, persistence.PutOptions{Quota: q}); err != nil {
+		t.Fatalf("Put within the quota: %v", err)
+	}
+	err := f.Put(t.Context(), kv("b"), []byte("v"), time.Time{}, persistence.PutOptions{Quota: q})
+	if !errors.Is(err, persistence.ErrQuotaExceeded) || persistence.ExceededQuota(err) != persistence.QuotaCacheEntries {
+		t.Fatalf("Put over the quota through a follower = %v; want ErrQuotaExceeded naming %s", err, persistence.QuotaCacheEntries)
+	}
+	key := session(1)
+	appendOne(t, f, key, 0, "m1")
+	c.waitSameCopies(key)
+	c.checkSameUsage("acme")
 }
 
 // TestConcurrentConditionalAppendsThroughDifferentMembers races two

@@ -79,6 +79,7 @@ type command struct {
 	expectedLast uint64                 // opAppend
 	msgs         []persistence.Message  // opAppend
 	maxMessages  int                    // opAppend
+	quota        persistence.Quota      // opAppend, opPut: the tenant's, decided by every member alike
 
 	kv        persistence.KVKey // opPut, opDelete
 	value     []byte            // opPut
@@ -217,6 +218,7 @@ const (
 	codeNoQuorum
 	codeUnavailable
 	codeOther
+	codeQuotaExceeded
 )
 
 func codeOf(err error) errCode {
@@ -236,6 +238,8 @@ func codeOf(err error) errCode {
 		return codeConflict
 	case errors.Is(err, persistence.ErrInvalidKey):
 		return codeInvalidKey
+	case errors.Is(err, persistence.ErrQuotaExceeded):
+		return codeQuotaExceeded
 	}
 	return codeOther
 }
@@ -265,6 +269,8 @@ func errorOf(code errCode, msg string) error {
 		sentinel = ErrNoQuorum
 	case codeUnavailable:
 		sentinel = ErrUnavailable
+	case codeQuotaExceeded:
+		sentinel = persistence.ErrQuotaExceeded
 	}
 	return &remoteError{msg: msg, sentinel: sentinel}
 }

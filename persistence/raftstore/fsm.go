@@ -115,7 +115,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return result{err: errStateMachineDown}
 	}
 	r := execute(f.store, c)
-	if r.err != nil && !errors.Is(r.err, persistence.ErrSequenceConflict) && !errors.Is(r.err, persistence.ErrInvalidKey) {
+	if r.err != nil && !errors.Is(r.err, persistence.ErrSequenceConflict) && !errors.Is(r.err, persistence.ErrInvalidKey) && !errors.Is(r.err, persistence.ErrQuotaExceeded) {
 		// Either the caller's mistake (an append whose sequence numbers
 		// do not follow expectedLast), which every member refuses alike,
 		// or a failure of this member's disk, after which its copy may
@@ -135,11 +135,11 @@ func execute(store *badgerstore.Store, c command) result {
 	var r result
 	switch c.op {
 	case opAppend:
-		r.meta, r.err = store.Append(ctx, c.session, c.expectedLast, c.msgs, persistence.AppendOptions{MaxMessages: c.maxMessages})
+		r.meta, r.err = store.Append(ctx, c.session, c.expectedLast, c.msgs, persistence.AppendOptions{MaxMessages: c.maxMessages, Quota: c.quota})
 	case opDeleteSession:
 		r.err = store.DeleteSession(ctx, c.session)
 	case opPut:
-		r.err = store.Put(ctx, c.kv, c.value, c.expiresAt)
+		r.err = store.Put(ctx, c.kv, c.value, c.expiresAt, persistence.PutOptions{Quota: c.quota})
 	case opDelete:
 		r.err = store.Delete(ctx, c.kv)
 	case opSweep:
@@ -178,6 +178,16 @@ func (f *fsm) query(ctx context.Context, q query) result {
 		r.err = fmt.Errorf("unknown query %d", q.kind)
 	}
 	return r
+}
+
+// usage returns what tenant holds in this member's copy.
+func (f *fsm) usage(tenant string) (persistence.Usage, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.store == nil {
+		return persistence.Usage{}, errStateMachineDown
+	}
+	return f.store.Usage(tenant)
 }
 
 // tenants returns every tenant that has data in this member's copy.

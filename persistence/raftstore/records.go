@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -27,12 +28,12 @@ func encodeCommand(c command) []byte {
 		}
 		r.Op = &record.Command_Append{Append: &record.Append{
 			Session: record.SessionKeyOf(c.session), ExpectedLast: c.expectedLast,
-			MaxMessages: int64(c.maxMessages), Messages: msgs,
+			MaxMessages: int64(c.maxMessages), Messages: msgs, Quota: record.QuotaOf(c.quota),
 		}}
 	case opDeleteSession:
 		r.Op = &record.Command_DeleteSession{DeleteSession: record.SessionKeyOf(c.session)}
 	case opPut:
-		r.Op = &record.Command_Put{Put: &record.Put{Key: record.KVKeyOf(c.kv), Value: c.value, ExpiresAt: record.TimeOf(c.expiresAt)}}
+		r.Op = &record.Command_Put{Put: &record.Put{Key: record.KVKeyOf(c.kv), Value: c.value, ExpiresAt: record.TimeOf(c.expiresAt), Quota: record.QuotaOf(c.quota)}}
 	case opDelete:
 		r.Op = &record.Command_Delete{Delete: record.KVKeyOf(c.kv)}
 	case opSweep:
@@ -70,6 +71,7 @@ func decodeCommand(b []byte) (command, error) {
 		c.session = op.Append.GetSession().AsSessionKey()
 		c.expectedLast = op.Append.GetExpectedLast()
 		c.maxMessages = int(op.Append.GetMaxMessages())
+		c.quota = op.Append.GetQuota().AsQuota()
 		c.msgs = make([]persistence.Message, len(op.Append.GetMessages()))
 		for i, m := range op.Append.GetMessages() {
 			c.msgs[i] = m.AsMessage()
@@ -85,6 +87,7 @@ func decodeCommand(b []byte) (command, error) {
 			c.value = []byte{}
 		}
 		c.expiresAt = op.Put.GetExpiresAt().AsTime()
+		c.quota = op.Put.GetQuota().AsQuota()
 	case *record.Command_Delete:
 		c.op = opDelete
 		c.kv = op.Delete.AsKVKey()
@@ -154,6 +157,10 @@ func encodeResult(r result) []byte {
 	rec := record.Result{Code: uint32(codeOf(r.err))}
 	if r.err != nil {
 		rec.Error = []byte(r.err.Error())
+		var qe *persistence.QuotaError
+		if errors.As(r.err, &qe) {
+			rec.Quota, rec.QuotaLimit, rec.QuotaUsed = []byte(qe.Quota), qe.Limit, qe.Used
+		}
 		return record.Marshal(&rec)
 	}
 	rec.Meta = record.MetaOf(r.meta)
@@ -179,6 +186,11 @@ func decodeResult(b []byte) (result, error) {
 	var r result
 	if code := errCode(rec.GetCode()); code != codeOK {
 		r.err = errorOf(code, string(rec.GetError()))
+		if code == codeQuotaExceeded {
+			r.err = &remoteError{msg: string(rec.GetError()), sentinel: &persistence.QuotaError{
+				Quota: string(rec.GetQuota()), Limit: rec.GetQuotaLimit(), Used: rec.GetQuotaUsed(),
+			}}
+		}
 		return r, nil
 	}
 	r.meta = rec.GetMeta().AsMeta()

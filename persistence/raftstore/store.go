@@ -319,7 +319,7 @@ func (s *Store) Append(ctx context.Context, key persistence.SessionKey, expected
 	if err := checkSessionKey(key); err != nil {
 		return persistence.SessionMeta{}, err
 	}
-	r, err := s.write(ctx, command{op: opAppend, session: key, expectedLast: expectedLast, msgs: msgs, maxMessages: opts.MaxMessages})
+	r, err := s.write(ctx, command{op: opAppend, session: key, expectedLast: expectedLast, msgs: msgs, maxMessages: opts.MaxMessages, quota: opts.Quota})
 	if err != nil {
 		return persistence.SessionMeta{}, fmt.Errorf("append to session %s:%s: %w", key.Tenant, key.Session, err)
 	}
@@ -366,11 +366,11 @@ func (s *Store) Get(ctx context.Context, key persistence.KVKey, now time.Time) (
 
 // Put implements persistence.KVStore. When it returns nil, the value is in
 // the fsynced raft log of a majority of the voters.
-func (s *Store) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time) error {
+func (s *Store) Put(ctx context.Context, key persistence.KVKey, value []byte, expiresAt time.Time, opts persistence.PutOptions) error {
 	if err := checkTenant(key.Tenant); err != nil {
 		return err
 	}
-	if _, err := s.write(ctx, command{op: opPut, kv: key, value: value, expiresAt: expiresAt}); err != nil {
+	if _, err := s.write(ctx, command{op: opPut, kv: key, value: value, expiresAt: expiresAt, quota: opts.Quota}); err != nil {
 		return fmt.Errorf("put %s %s: %w", key.Tenant, key.Space, err)
 	}
 	return nil
@@ -386,6 +386,18 @@ func (s *Store) Delete(ctx context.Context, key persistence.KVKey) error {
 	}
 	return nil
 }
+
+// Usage implements persistence.UsageReader from this member's copy of the
+// state machine, which every command updates alike: it may lag the leader
+// by the writes not yet applied here.
+func (s *Store) Usage(tenant string) (persistence.Usage, error) {
+	if err := checkTenant(tenant); err != nil {
+		return persistence.Usage{}, err
+	}
+	return s.fsm.usage(tenant)
+}
+
+var _ persistence.UsageReader = (*Store)(nil)
 
 // Sweep implements persistence.Store. Only the leader sweeps, with its own
 // clock and tenants config: on any other member Sweep does nothing and

@@ -21,7 +21,7 @@ func sweepFixture(t *testing.T) (*testCluster, *testkit.FakeClock, persistence.S
 	key := session(1)
 	appendOne(t, c.store(c.waitLeader()), key, 0, "m1")
 	kv := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceCache, Key: "k"}
-	if err := c.store(c.waitLeader()).Put(t.Context(), kv, []byte("v"), t0.Add(time.Hour)); err != nil {
+	if err := c.store(c.waitLeader()).Put(t.Context(), kv, []byte("v"), t0.Add(time.Hour), persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitSameCopies(key)

@@ -154,6 +154,19 @@ func (s *SweepStats) AsSweepStats() persistence.SweepStats {
 	return persistence.SweepStats{Messages: int(s.GetMessages()), KVEntries: int(s.GetKvEntries()), Sessions: int(s.GetSessions())}
 }
 
+// QuotaOf returns q's record, nil for the zero Quota (no limit).
+func QuotaOf(q persistence.Quota) *Quota {
+	if q == (persistence.Quota{}) {
+		return nil
+	}
+	return &Quota{MaxStoredBytes: q.MaxStoredBytes, MaxSessions: q.MaxSessions, MaxCacheEntries: q.MaxCacheEntries}
+}
+
+// AsQuota returns the persistence.Quota of q; the zero Quota for nil.
+func (q *Quota) AsQuota() persistence.Quota {
+	return persistence.Quota{MaxStoredBytes: q.GetMaxStoredBytes(), MaxSessions: q.GetMaxSessions(), MaxCacheEntries: q.GetMaxCacheEntries()}
+}
+
 // MessageCreatedAt reads only the creation time of a Message record in b,
 // for scans that look at nothing else (a sweep, a page's notBefore cut).
 func MessageCreatedAt(b []byte) (time.Time, error) {

@@ -557,11 +557,14 @@ func (*Command_Sweep) isCommand_Op() {}
 func (*Command_DeleteTenant) isCommand_Op() {}
 
 type Append struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       *SessionKey            `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	ExpectedLast  uint64                 `protobuf:"varint,2,opt,name=expected_last,json=expectedLast,proto3" json:"expected_last,omitempty"`
-	MaxMessages   int64                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
-	Messages      []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Session      *SessionKey            `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	ExpectedLast uint64                 `protobuf:"varint,2,opt,name=expected_last,json=expectedLast,proto3" json:"expected_last,omitempty"`
+	MaxMessages  int64                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
+	Messages     []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// quota is the tenant's when the write was proposed (absent: none), so
+	// every state machine decides alike whether the append fits.
+	Quota         *Quota `protobuf:"bytes,5,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -624,11 +627,19 @@ func (x *Append) GetMessages() []*Message {
 	return nil
 }
 
+func (x *Append) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 type Put struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           *KVKey                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	ExpiresAt     *Time                  `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Quota         *Quota                 `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -684,6 +695,74 @@ func (x *Put) GetExpiresAt() *Time {
 	return nil
 }
 
+func (x *Put) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// Quota is persistence.Quota; zero fields are no limit.
+type Quota struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	MaxStoredBytes  int64                  `protobuf:"varint,1,opt,name=max_stored_bytes,json=maxStoredBytes,proto3" json:"max_stored_bytes,omitempty"`
+	MaxSessions     int64                  `protobuf:"varint,2,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	MaxCacheEntries int64                  `protobuf:"varint,3,opt,name=max_cache_entries,json=maxCacheEntries,proto3" json:"max_cache_entries,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_persistence_record_record_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_record_record_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Quota) GetMaxStoredBytes() int64 {
+	if x != nil {
+		return x.MaxStoredBytes
+	}
+	return 0
+}
+
+func (x *Quota) GetMaxSessions() int64 {
+	if x != nil {
+		return x.MaxSessions
+	}
+	return 0
+}
+
+func (x *Quota) GetMaxCacheEntries() int64 {
+	if x != nil {
+		return x.MaxCacheEntries
+	}
+	return 0
+}
+
 // Sweep carries the leader's clock reading beside its now: every state
 // machine refuses a sweep whose now is too far ahead of it.
 type Sweep struct {
@@ -699,7 +778,7 @@ type Sweep struct {
 
 func (x *Sweep) Reset() {
 	*x = Sweep{}
-	mi := &file_persistence_record_record_proto_msgTypes[9]
+	mi := &file_persistence_record_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +790,7 @@ func (x *Sweep) String() string {
 func (*Sweep) ProtoMessage() {}
 
 func (x *Sweep) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[9]
+	mi := &file_persistence_record_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +803,7 @@ func (x *Sweep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sweep.ProtoReflect.Descriptor instead.
 func (*Sweep) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{9}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Sweep) GetNow() *Time {
@@ -758,7 +837,7 @@ type TenantRetention struct {
 
 func (x *TenantRetention) Reset() {
 	*x = TenantRetention{}
-	mi := &file_persistence_record_record_proto_msgTypes[10]
+	mi := &file_persistence_record_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +849,7 @@ func (x *TenantRetention) String() string {
 func (*TenantRetention) ProtoMessage() {}
 
 func (x *TenantRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[10]
+	mi := &file_persistence_record_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +862,7 @@ func (x *TenantRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantRetention.ProtoReflect.Descriptor instead.
 func (*TenantRetention) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{10}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TenantRetention) GetTenant() []byte {
@@ -815,7 +894,7 @@ type Query struct {
 
 func (x *Query) Reset() {
 	*x = Query{}
-	mi := &file_persistence_record_record_proto_msgTypes[11]
+	mi := &file_persistence_record_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +906,7 @@ func (x *Query) String() string {
 func (*Query) ProtoMessage() {}
 
 func (x *Query) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[11]
+	mi := &file_persistence_record_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +919,7 @@ func (x *Query) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Query.ProtoReflect.Descriptor instead.
 func (*Query) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{11}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Query) GetKind() isQuery_Kind {
@@ -911,7 +990,7 @@ type Page struct {
 
 func (x *Page) Reset() {
 	*x = Page{}
-	mi := &file_persistence_record_record_proto_msgTypes[12]
+	mi := &file_persistence_record_record_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1002,7 @@ func (x *Page) String() string {
 func (*Page) ProtoMessage() {}
 
 func (x *Page) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[12]
+	mi := &file_persistence_record_record_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1015,7 @@ func (x *Page) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Page.ProtoReflect.Descriptor instead.
 func (*Page) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{12}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Page) GetSession() *SessionKey {
@@ -977,7 +1056,7 @@ type Get struct {
 
 func (x *Get) Reset() {
 	*x = Get{}
-	mi := &file_persistence_record_record_proto_msgTypes[13]
+	mi := &file_persistence_record_record_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1068,7 @@ func (x *Get) String() string {
 func (*Get) ProtoMessage() {}
 
 func (x *Get) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[13]
+	mi := &file_persistence_record_record_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1081,7 @@ func (x *Get) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get.ProtoReflect.Descriptor instead.
 func (*Get) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{13}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Get) GetKey() *KVKey {
@@ -1024,21 +1103,26 @@ type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// code is the error's meaning (raftstore's errCode; 0: none) and error
 	// its text.
-	Code          uint32      `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Error         []byte      `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Meta          *Meta       `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
-	Stats         *SweepStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
-	Messages      []*Message  `protobuf:"bytes,5,rep,name=messages,proto3" json:"messages,omitempty"`
-	Found         bool        `protobuf:"varint,6,opt,name=found,proto3" json:"found,omitempty"`
-	Value         []byte      `protobuf:"bytes,7,opt,name=value,proto3" json:"value,omitempty"`
-	ExpiresAt     *Time       `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Code      uint32      `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Error     []byte      `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Meta      *Meta       `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	Stats     *SweepStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
+	Messages  []*Message  `protobuf:"bytes,5,rep,name=messages,proto3" json:"messages,omitempty"`
+	Found     bool        `protobuf:"varint,6,opt,name=found,proto3" json:"found,omitempty"`
+	Value     []byte      `protobuf:"bytes,7,opt,name=value,proto3" json:"value,omitempty"`
+	ExpiresAt *Time       `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The refusal of a write over quota (code quota exceeded): the quota's
+	// name, its limit and the usage before the write.
+	Quota         []byte `protobuf:"bytes,9,opt,name=quota,proto3" json:"quota,omitempty"`
+	QuotaLimit    int64  `protobuf:"varint,10,opt,name=quota_limit,json=quotaLimit,proto3" json:"quota_limit,omitempty"`
+	QuotaUsed     int64  `protobuf:"varint,11,opt,name=quota_used,json=quotaUsed,proto3" json:"quota_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_persistence_record_record_proto_msgTypes[14]
+	mi := &file_persistence_record_record_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1134,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[14]
+	mi := &file_persistence_record_record_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1147,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{14}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Result) GetCode() uint32 {
@@ -1122,6 +1206,27 @@ func (x *Result) GetExpiresAt() *Time {
 	return nil
 }
 
+func (x *Result) GetQuota() []byte {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *Result) GetQuotaLimit() int64 {
+	if x != nil {
+		return x.QuotaLimit
+	}
+	return 0
+}
+
+func (x *Result) GetQuotaUsed() int64 {
+	if x != nil {
+		return x.QuotaUsed
+	}
+	return 0
+}
+
 type SweepStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Messages      int64                  `protobuf:"varint,1,opt,name=messages,proto3" json:"messages,omitempty"`
@@ -1133,7 +1238,7 @@ type SweepStats struct {
 
 func (x *SweepStats) Reset() {
 	*x = SweepStats{}
-	mi := &file_persistence_record_record_proto_msgTypes[15]
+	mi := &file_persistence_record_record_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1250,7 @@ func (x *SweepStats) String() string {
 func (*SweepStats) ProtoMessage() {}
 
 func (x *SweepStats) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_record_record_proto_msgTypes[15]
+	mi := &file_persistence_record_record_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1263,7 @@ func (x *SweepStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepStats.ProtoReflect.Descriptor instead.
 func (*SweepStats) Descriptor() ([]byte, []int) {
-	return file_persistence_record_record_proto_rawDescGZIP(), []int{15}
+	return file_persistence_record_record_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SweepStats) GetMessages() int64 {
@@ -1223,17 +1328,23 @@ const file_persistence_record_record_proto_rawDesc = "" +
 	"\x06delete\x18\x04 \x01(\v2\x14.parley.record.KVKeyH\x00R\x06delete\x12,\n" +
 	"\x05sweep\x18\x05 \x01(\v2\x14.parley.record.SweepH\x00R\x05sweep\x12%\n" +
 	"\rdelete_tenant\x18\x06 \x01(\fH\x00R\fdeleteTenantB\x04\n" +
-	"\x02op\"\xb9\x01\n" +
+	"\x02op\"\xe5\x01\n" +
 	"\x06Append\x123\n" +
 	"\asession\x18\x01 \x01(\v2\x19.parley.record.SessionKeyR\asession\x12#\n" +
 	"\rexpected_last\x18\x02 \x01(\x04R\fexpectedLast\x12!\n" +
 	"\fmax_messages\x18\x03 \x01(\x03R\vmaxMessages\x122\n" +
-	"\bmessages\x18\x04 \x03(\v2\x16.parley.record.MessageR\bmessages\"w\n" +
+	"\bmessages\x18\x04 \x03(\v2\x16.parley.record.MessageR\bmessages\x12*\n" +
+	"\x05quota\x18\x05 \x01(\v2\x14.parley.record.QuotaR\x05quota\"\xa3\x01\n" +
 	"\x03Put\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.parley.record.KVKeyR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x122\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x13.parley.record.TimeR\texpiresAt\"\xa0\x01\n" +
+	"expires_at\x18\x03 \x01(\v2\x13.parley.record.TimeR\texpiresAt\x12*\n" +
+	"\x05quota\x18\x04 \x01(\v2\x14.parley.record.QuotaR\x05quota\"\x80\x01\n" +
+	"\x05Quota\x12(\n" +
+	"\x10max_stored_bytes\x18\x01 \x01(\x03R\x0emaxStoredBytes\x12!\n" +
+	"\fmax_sessions\x18\x02 \x01(\x03R\vmaxSessions\x12*\n" +
+	"\x11max_cache_entries\x18\x03 \x01(\x03R\x0fmaxCacheEntries\"\xa0\x01\n" +
 	"\x05Sweep\x12%\n" +
 	"\x03now\x18\x01 \x01(\v2\x13.parley.record.TimeR\x03now\x122\n" +
 	"\n" +
@@ -1255,7 +1366,7 @@ const file_persistence_record_record_proto_rawDesc = "" +
 	"not_before\x18\x04 \x01(\v2\x13.parley.record.TimeR\tnotBefore\"T\n" +
 	"\x03Get\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.parley.record.KVKeyR\x03key\x12%\n" +
-	"\x03now\x18\x02 \x01(\v2\x13.parley.record.TimeR\x03now\"\xa0\x02\n" +
+	"\x03now\x18\x02 \x01(\v2\x13.parley.record.TimeR\x03now\"\xf6\x02\n" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\fR\x05error\x12'\n" +
@@ -1265,7 +1376,13 @@ const file_persistence_record_record_proto_rawDesc = "" +
 	"\x05found\x18\x06 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\a \x01(\fR\x05value\x122\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x13.parley.record.TimeR\texpiresAt\"c\n" +
+	"expires_at\x18\b \x01(\v2\x13.parley.record.TimeR\texpiresAt\x12\x14\n" +
+	"\x05quota\x18\t \x01(\fR\x05quota\x12\x1f\n" +
+	"\vquota_limit\x18\n" +
+	" \x01(\x03R\n" +
+	"quotaLimit\x12\x1d\n" +
+	"\n" +
+	"quota_used\x18\v \x01(\x03R\tquotaUsed\"c\n" +
 	"\n" +
 	"SweepStats\x12\x1a\n" +
 	"\bmessages\x18\x01 \x01(\x03R\bmessages\x12\x1d\n" +
@@ -1285,7 +1402,7 @@ func file_persistence_record_record_proto_rawDescGZIP() []byte {
 	return file_persistence_record_record_proto_rawDescData
 }
 
-var file_persistence_record_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_persistence_record_record_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_persistence_record_record_proto_goTypes = []any{
 	(*Time)(nil),            // 0: parley.record.Time
 	(*Message)(nil),         // 1: parley.record.Message
@@ -1296,13 +1413,14 @@ var file_persistence_record_record_proto_goTypes = []any{
 	(*Command)(nil),         // 6: parley.record.Command
 	(*Append)(nil),          // 7: parley.record.Append
 	(*Put)(nil),             // 8: parley.record.Put
-	(*Sweep)(nil),           // 9: parley.record.Sweep
-	(*TenantRetention)(nil), // 10: parley.record.TenantRetention
-	(*Query)(nil),           // 11: parley.record.Query
-	(*Page)(nil),            // 12: parley.record.Page
-	(*Get)(nil),             // 13: parley.record.Get
-	(*Result)(nil),          // 14: parley.record.Result
-	(*SweepStats)(nil),      // 15: parley.record.SweepStats
+	(*Quota)(nil),           // 9: parley.record.Quota
+	(*Sweep)(nil),           // 10: parley.record.Sweep
+	(*TenantRetention)(nil), // 11: parley.record.TenantRetention
+	(*Query)(nil),           // 12: parley.record.Query
+	(*Page)(nil),            // 13: parley.record.Page
+	(*Get)(nil),             // 14: parley.record.Get
+	(*Result)(nil),          // 15: parley.record.Result
+	(*SweepStats)(nil),      // 16: parley.record.SweepStats
 }
 var file_persistence_record_record_proto_depIdxs = []int32{
 	0,  // 0: parley.record.Message.created_at:type_name -> parley.record.Time
@@ -1311,30 +1429,32 @@ var file_persistence_record_record_proto_depIdxs = []int32{
 	4,  // 3: parley.record.Command.delete_session:type_name -> parley.record.SessionKey
 	8,  // 4: parley.record.Command.put:type_name -> parley.record.Put
 	5,  // 5: parley.record.Command.delete:type_name -> parley.record.KVKey
-	9,  // 6: parley.record.Command.sweep:type_name -> parley.record.Sweep
+	10, // 6: parley.record.Command.sweep:type_name -> parley.record.Sweep
 	4,  // 7: parley.record.Append.session:type_name -> parley.record.SessionKey
 	1,  // 8: parley.record.Append.messages:type_name -> parley.record.Message
-	5,  // 9: parley.record.Put.key:type_name -> parley.record.KVKey
-	0,  // 10: parley.record.Put.expires_at:type_name -> parley.record.Time
-	0,  // 11: parley.record.Sweep.now:type_name -> parley.record.Time
-	0,  // 12: parley.record.Sweep.leader_now:type_name -> parley.record.Time
-	10, // 13: parley.record.Sweep.retention:type_name -> parley.record.TenantRetention
-	4,  // 14: parley.record.Query.meta:type_name -> parley.record.SessionKey
-	12, // 15: parley.record.Query.page:type_name -> parley.record.Page
-	13, // 16: parley.record.Query.get:type_name -> parley.record.Get
-	4,  // 17: parley.record.Page.session:type_name -> parley.record.SessionKey
-	0,  // 18: parley.record.Page.not_before:type_name -> parley.record.Time
-	5,  // 19: parley.record.Get.key:type_name -> parley.record.KVKey
-	0,  // 20: parley.record.Get.now:type_name -> parley.record.Time
-	2,  // 21: parley.record.Result.meta:type_name -> parley.record.Meta
-	15, // 22: parley.record.Result.stats:type_name -> parley.record.SweepStats
-	1,  // 23: parley.record.Result.messages:type_name -> parley.record.Message
-	0,  // 24: parley.record.Result.expires_at:type_name -> parley.record.Time
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	9,  // 9: parley.record.Append.quota:type_name -> parley.record.Quota
+	5,  // 10: parley.record.Put.key:type_name -> parley.record.KVKey
+	0,  // 11: parley.record.Put.expires_at:type_name -> parley.record.Time
+	9,  // 12: parley.record.Put.quota:type_name -> parley.record.Quota
+	0,  // 13: parley.record.Sweep.now:type_name -> parley.record.Time
+	0,  // 14: parley.record.Sweep.leader_now:type_name -> parley.record.Time
+	11, // 15: parley.record.Sweep.retention:type_name -> parley.record.TenantRetention
+	4,  // 16: parley.record.Query.meta:type_name -> parley.record.SessionKey
+	13, // 17: parley.record.Query.page:type_name -> parley.record.Page
+	14, // 18: parley.record.Query.get:type_name -> parley.record.Get
+	4,  // 19: parley.record.Page.session:type_name -> parley.record.SessionKey
+	0,  // 20: parley.record.Page.not_before:type_name -> parley.record.Time
+	5,  // 21: parley.record.Get.key:type_name -> parley.record.KVKey
+	0,  // 22: parley.record.Get.now:type_name -> parley.record.Time
+	2,  // 23: parley.record.Result.meta:type_name -> parley.record.Meta
+	16, // 24: parley.record.Result.stats:type_name -> parley.record.SweepStats
+	1,  // 25: parley.record.Result.messages:type_name -> parley.record.Message
+	0,  // 26: parley.record.Result.expires_at:type_name -> parley.record.Time
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_persistence_record_record_proto_init() }
@@ -1350,7 +1470,7 @@ func file_persistence_record_record_proto_init() {
 		(*Command_Sweep)(nil),
 		(*Command_DeleteTenant)(nil),
 	}
-	file_persistence_record_record_proto_msgTypes[11].OneofWrappers = []any{
+	file_persistence_record_record_proto_msgTypes[12].OneofWrappers = []any{
 		(*Query_Meta)(nil),
 		(*Query_Page)(nil),
 		(*Query_Get)(nil),
@@ -1361,7 +1481,7 @@ func file_persistence_record_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_persistence_record_record_proto_rawDesc), len(file_persistence_record_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

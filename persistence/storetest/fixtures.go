@@ -128,7 +128,7 @@ func checkKVMiss(t *testing.T, s persistence.Store, key persistence.KVKey, now t
 
 func mustPut(t *testing.T, s persistence.Store, key persistence.KVKey, value string, expiresAt time.Time) {
 	t.Helper()
-	if err := s.Put(t.Context(), key, []byte(value), expiresAt); err != nil {
+	if err := s.Put(t.Context(), key, []byte(value), expiresAt, persistence.PutOptions{}); err != nil {
 		t.Fatalf("Put(%v): %v", key, err)
 	}
 }

@@ -117,7 +117,7 @@ func testInvalidKeys(t *testing.T, s persistence.Store) {
 		if v != nil {
 			t.Errorf("Get(%q) returned %q with its error", key, v)
 		}
-		wantInvalid("Put", s.Put(ctx, key, []byte("hostile"), t0))
+		wantInvalid("Put", s.Put(ctx, key, []byte("hostile"), t0, persistence.PutOptions{}))
 		wantInvalid("Delete", s.Delete(ctx, key))
 	}
 	for _, tenant := range badTenants {

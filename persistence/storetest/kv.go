@@ -13,7 +13,7 @@ func testKV(t *testing.T, s persistence.Store) {
 	checkKVMiss(t, s, key, t0)
 
 	value := []byte("hello")
-	if err := s.Put(ctx, key, value, time.Time{}); err != nil {
+	if err := s.Put(ctx, key, value, time.Time{}, persistence.PutOptions{}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	value[0] = 'J' // the store kept its own copy

@@ -42,7 +42,7 @@ func testClosed(t *testing.T, s persistence.Store) {
 	checks["DeleteSession"] = s.DeleteSession(ctx, key)
 	_, _, _, err = s.Get(ctx, kv, t0)
 	checks["Get"] = err
-	checks["Put"] = s.Put(ctx, kv, []byte("v"), time.Time{})
+	checks["Put"] = s.Put(ctx, kv, []byte("v"), time.Time{}, persistence.PutOptions{})
 	checks["Delete"] = s.Delete(ctx, kv)
 	_, err = s.Sweep(ctx, t0, func(string) time.Duration { return time.Hour })
 	checks["Sweep"] = err

@@ -10,7 +10,7 @@
 // The cases are filed by what they cover: sessions.go (append, page,
 // conflicts, caps, delete), concurrency.go (racing writers, sweeps and
 // deletes during appends), keys.go (tenant isolation and key validation),
-// kv.go, sweep.go and lifecycle.go (cancelled contexts, a closed store);
+// kv.go, sweep.go, quota.go (quotas and usage) and lifecycle.go (cancelled contexts, a closed store);
 // fixtures.go holds the inputs and the checks they share.
 package storetest
 
@@ -49,6 +49,10 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"Sweep", testSweep},
 		{"SweepDuringAppends", testSweepDuringAppends},
 		{"DeleteSessionDuringAppends", testDeleteSessionDuringAppends},
+		{"QuotaCacheEntries", testQuotaCacheEntries},
+		{"QuotaStoredBytes", testQuotaStoredBytes},
+		{"QuotaSessions", testQuotaSessions},
+		{"QuotaExpiryGivesRoomBack", testQuotaExpiryGivesRoomBack},
 		{"CancelledContext", testCancelledContext},
 		{"Closed", testClosed},
 	}

@@ -35,11 +35,11 @@ func TestEveryStoreIsSweptOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	counter := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceRateLimit, Key: "user:web"}
-	if err := limits.Put(t.Context(), counter, []byte("window"), t0.Add(3*time.Minute)); err != nil {
+	if err := limits.Put(t.Context(), counter, []byte("window"), t0.Add(3*time.Minute), persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	live := persistence.KVKey{Tenant: "acme", Space: persistence.SpaceRateLimit, Key: "user:other"}
-	if err := limits.Put(t.Context(), live, []byte("window"), t0.Add(48*time.Hour)); err != nil {
+	if err := limits.Put(t.Context(), live, []byte("window"), t0.Add(48*time.Hour), persistence.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
