@@ -2,10 +2,12 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--rows openai] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
-// itself on 127.0.0.1 with the mock model at 0 ms per token, drives them
+// itself on 127.0.0.1 with the mock model at 0 ms per token (and, for the
+// openai provider's rows, a fake OpenAI-compatible upstream in its own
+// process at 0 ms per token), drives them
 // over HTTP, and stops every process it started, by its pid, also on
 // Ctrl-C or an error (SIGTERM, then SIGKILL after 20 s). It prints one
 // table, each row beside its target with PASS or FAIL, writes the same
@@ -39,6 +41,7 @@ import (
 // options are the command line.
 type options struct {
 	quick   bool
+	rows    string
 	json    string
 	docs    string
 	parley  string
@@ -53,6 +56,7 @@ func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
+	fs.StringVar(&o.rows, "rows", "", "run only these rows: openai (the openai provider's rows, and the mock stream:true rows they are compared with)")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
 	fs.StringVar(&o.parley, "parley", "", "a built parley binary to run (default: go build ./cmd/parley)")
@@ -60,6 +64,10 @@ func run(args []string) int {
 	fs.BoolVar(&o.keep, "keep", false, "keep the nodes' logs and data dirs (the path is printed)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long, stopping every node (default 8m, 2m with --quick)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.rows != "" && o.rows != rowsProvider {
+		fmt.Fprintf(os.Stderr, "parley-bench: --rows %q: the one selection is %q\n", o.rows, rowsProvider)
 		return 2
 	}
 	if o.timeout == 0 {
@@ -107,15 +115,22 @@ func run(args []string) int {
 	return 0
 }
 
-// bench is one run: where its files are, the client, what it measured.
+// rowsProvider is the --rows value that runs the openai provider's rows
+// alone.
+const rowsProvider = "openai"
+
+// bench is one run: where its files are, the clients, what it measured.
 type bench struct {
 	t       timings
 	bin     string
 	dir     string
 	tenants string
-	client  *client
-	rows    []Row
-	skipped []string
+	client  *client // the bench tenant's: the mock model
+	// provider is the client of the tenant whose model is upstream.
+	provider *client
+	upstream *upstream
+	rows     []Row
+	skipped  []string
 	// stopped is closed on Ctrl-C or the timeout: a row measured after it
 	// is cut short and dropped.
 	stopped <-chan struct{}
@@ -151,11 +166,14 @@ func measure(ctx context.Context, o options) (Report, error) {
 			return Report{}, err
 		}
 	}
-	key, err := b.writeTenants()
+	b.upstream = startUpstream()
+	defer b.upstream.Close()
+	key, providerKey, err := b.writeTenants(b.upstream.BaseURL())
 	if err != nil {
 		return Report{}, err
 	}
 	b.client = &client{http: newHTTPClient(), key: key}
+	b.provider = &client{http: b.client.http, key: providerKey}
 
 	// phases run in order until one is interrupted: a phase cut short
 	// measures nothing worth showing.
@@ -174,6 +192,24 @@ func measure(ctx context.Context, o options) (Report, error) {
 			}
 		}
 	}
+	providerRows := func(ns *nodes) {
+		for _, conc := range []int{1, manyWorkers} {
+			phases(func() { b.providerPhase(ctx, ns, conc) })
+		}
+	}
+	if o.rows == rowsProvider {
+		err := b.onNodes(ctx, 1, func(ns *nodes) {
+			for _, conc := range []int{1, manyWorkers} {
+				phases(func() { b.chatPhase(ctx, ns, true, conc) })
+			}
+			providerRows(ns)
+		})
+		if err != nil {
+			return Report{}, err
+		}
+		b.skipped = append(b.skipped, "--rows openai: every row but the openai provider's and the mock stream:true rows they are compared with")
+		return b.report(ctx, started, machine, o)
+	}
 	err = b.onNodes(ctx, 1, func(ns *nodes) {
 		if !o.quick {
 			// First, while the node is fresh: its resident set has not
@@ -185,6 +221,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 		}
 		phases(
 			func() { chats(ns) },
+			func() { providerRows(ns) },
 			func() { b.rateLimitPhases(ctx, ns) },
 			func() { b.historyPhases(ctx, ns) },
 		)
@@ -220,12 +257,18 @@ func measure(ctx context.Context, o options) (Report, error) {
 			b.skipped = append(b.skipped, "--micro=false: the go test -bench rows")
 		}
 	}
+	return b.report(ctx, started, machine, o)
+}
+
+// report gathers the rows measured, grouped by section, unless the run was
+// interrupted.
+func (b *bench) report(ctx context.Context, started time.Time, machine Machine, o options) (Report, error) {
 	if ctx.Err() != nil {
 		return Report{}, context.Cause(ctx)
 	}
 	slices.SortStableFunc(b.rows, func(x, y Row) int { return int(x.section) - int(y.section) })
 	rep := Report{
-		Date: started.UTC(), Machine: machine, Quick: o.quick,
+		Date: started.UTC(), Machine: machine, Quick: o.quick, Selection: o.rows,
 		DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped,
 	}
 	rep.Verdict = rep.verdict()
@@ -315,29 +358,44 @@ func (b *bench) show(r Row) {
 	progress("  %s (nodes %d, concurrency %d): n %d,%s errors %d: %s", r.Name, r.Nodes, r.Concurrency, r.Count, lat, r.Errors, r.Result)
 }
 
-// writeTenants writes a tenants file with one tenant, "bench", whose
-// limits are far above what the bench sends, and returns its new API key.
-func (b *bench) writeTenants() (string, error) {
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
+// writeTenants writes a tenants file with two tenants whose limits are far
+// above what the bench sends: "bench", on the mock model, and
+// "bench-openai", whose model is the openai provider at upstreamURL. It
+// returns their new API keys.
+func (b *bench) writeTenants(upstreamURL string) (key, providerKey string, err error) {
+	newKey := func() (string, error) {
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return "", err
+		}
+		return "bench-" + hex.EncodeToString(raw), nil
 	}
-	key := "bench-" + hex.EncodeToString(raw)
+	if key, err = newKey(); err != nil {
+		return "", "", err
+	}
+	if providerKey, err = newKey(); err != nil {
+		return "", "", err
+	}
 	const limit = 100_000_000
-	file := map[string]any{"tenants": []any{map[string]any{
-		"id":      "bench",
-		"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
-		"rateLimit": map[string]any{
-			"perMinute": limit, "burst": limit,
-			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
-		},
-	}}}
+	tenant := func(id, key string) map[string]any {
+		return map[string]any{
+			"id":      id,
+			"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
+			"rateLimit": map[string]any{
+				"perMinute": limit, "burst": limit,
+				"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
+			},
+		}
+	}
+	provider := tenant(providerTenant, providerKey)
+	provider["model"] = map[string]any{"provider": "openai", "baseURL": upstreamURL, "name": providerModel}
+	file := map[string]any{"tenants": []any{tenant("bench", key), provider}}
 	body, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	b.tenants = filepath.Join(b.dir, "tenants.json")
-	return key, os.WriteFile(b.tenants, body, 0o600)
+	return key, providerKey, os.WriteFile(b.tenants, body, 0o600)
 }
 
 var startTime = time.Now()
