@@ -62,6 +62,12 @@ func (c *client) post(ctx context.Context, edge, path string, body any) (*http.R
 // with a messageId and a completionTokens equal to the token count ended
 // it, and the tokens concatenate to the mock model's reply to message.
 func (c *client) chatStream(ctx context.Context, edge, sessionID, message string) (ttft, total time.Duration, r reply, st streamStats, err error) {
+	return c.chatStreamEach(ctx, edge, sessionID, message, nil)
+}
+
+// chatStreamEach is chatStream calling onToken, when set, with each token
+// event's index and the time it was read.
+func (c *client) chatStreamEach(ctx context.Context, edge, sessionID, message string, onToken func(index int, at time.Time)) (ttft, total time.Duration, r reply, st streamStats, err error) {
 	start := time.Now()
 	resp, err := c.post(ctx, edge, "/chat", map[string]any{"sessionId": sessionID, "message": message, "stream": true})
 	if err != nil {
@@ -89,8 +95,12 @@ func (c *client) chatStream(ctx context.Context, edge, sessionID, message string
 		}
 		switch ev.Type {
 		case "token":
+			at := time.Now()
+			if onToken != nil {
+				onToken(st.tokens, at)
+			}
 			if st.tokens == 0 {
-				ttft = time.Since(start)
+				ttft = at.Sub(start)
 			}
 			if ev.LastEventID != strconv.Itoa(st.tokens) {
 				return 0, 0, r, st, fmt.Errorf("token out of order")

@@ -2,10 +2,12 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--only flood|limiter-memory] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--only flood|limiter-memory|openai] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
-// itself on 127.0.0.1 with the mock model at 0 ms per token, drives them
+// itself on 127.0.0.1 with the mock model at 0 ms per token (and, for the
+// openai provider's rows, a fake OpenAI-compatible upstream in its own
+// process at 0 ms per token), drives them
 // over HTTP, and stops every process it started, by its pid, also on
 // Ctrl-C or an error (SIGTERM, then SIGKILL after 20 s). It prints one
 // table, each row beside its target with PASS or FAIL, writes the same
@@ -53,7 +55,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
-	fs.StringVar(&o.only, "only", "", "run only this row, on one node: flood (the rate-limit flood) or limiter-memory (100,000 rate-limit keys)")
+	fs.StringVar(&o.only, "only", "", "run only these rows, on one node: flood (the rate-limit flood), limiter-memory (100,000 rate-limit keys) or openai (the openai provider's rows, and the mock stream:true rows they are compared with)")
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
@@ -109,13 +111,20 @@ func run(args []string) int {
 	return 0
 }
 
-// bench is one run: where its files are, the client, what it measured.
+// rowsProvider is the --only value that runs the openai provider's rows
+// alone.
+const rowsProvider = "openai"
+
+// bench is one run: where its files are, the clients, what it measured.
 type bench struct {
 	t       timings
 	bin     string
 	dir     string
 	tenants string
-	client  *client
+	client  *client // the bench tenant's: the mock model
+	// provider is the client of the tenant whose model is upstream.
+	provider *client
+	upstream *upstream
 	// floodKey is the API key of the "flood" tenant (flood.go).
 	floodKey string
 	rows     []Row
@@ -155,11 +164,14 @@ func measure(ctx context.Context, o options) (Report, error) {
 			return Report{}, err
 		}
 	}
-	key, err := b.writeTenants()
+	b.upstream = startUpstream()
+	defer b.upstream.Close()
+	key, providerKey, err := b.writeTenants(b.upstream.BaseURL())
 	if err != nil {
 		return Report{}, err
 	}
 	b.client = &client{http: newHTTPClient(), key: key}
+	b.provider = &client{http: b.client.http, key: providerKey}
 
 	// phases run in order until one is interrupted: a phase cut short
 	// measures nothing worth showing.
@@ -178,6 +190,11 @@ func measure(ctx context.Context, o options) (Report, error) {
 			}
 		}
 	}
+	providerRows := func(ns *nodes) {
+		for _, conc := range []int{1, manyWorkers} {
+			phases(func() { b.providerPhase(ctx, ns, conc) })
+		}
+	}
 	if o.only != "" {
 		return b.measureOnly(ctx, o, started, machine)
 	}
@@ -192,6 +209,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 		}
 		phases(
 			func() { chats(ns) },
+			func() { providerRows(ns) },
 			func() { b.rateLimitPhases(ctx, ns) },
 			func() {
 				if !o.quick {
@@ -233,12 +251,18 @@ func measure(ctx context.Context, o options) (Report, error) {
 			b.skipped = append(b.skipped, "--micro=false: the go test -bench rows")
 		}
 	}
+	return b.report(ctx, started, machine, o)
+}
+
+// report gathers the rows measured, grouped by section, unless the run was
+// interrupted.
+func (b *bench) report(ctx context.Context, started time.Time, machine Machine, o options) (Report, error) {
 	if ctx.Err() != nil {
 		return Report{}, context.Cause(ctx)
 	}
 	slices.SortStableFunc(b.rows, func(x, y Row) int { return int(x.section) - int(y.section) })
 	rep := Report{
-		Date: started.UTC(), Machine: machine, Quick: o.quick,
+		Date: started.UTC(), Machine: machine, Quick: o.quick, Selection: o.only,
 		DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped,
 	}
 	rep.Verdict = rep.verdict()
@@ -250,20 +274,27 @@ func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, m
 	phase, ok := map[string]func(context.Context) error{
 		"flood":          func(ctx context.Context) error { return b.onNodes(ctx, 1, func(ns *nodes) { b.floodPhase(ctx, ns) }) },
 		"limiter-memory": func(ctx context.Context) error { b.limiterMemoryPhase(ctx); return nil },
+		// The provider's rows, and the mock stream:true rows they are
+		// compared with, on the same node.
+		rowsProvider: func(ctx context.Context) error {
+			return b.onNodes(ctx, 1, func(ns *nodes) {
+				for _, conc := range []int{1, manyWorkers} {
+					b.chatPhase(ctx, ns, true, conc)
+				}
+				for _, conc := range []int{1, manyWorkers} {
+					b.providerPhase(ctx, ns, conc)
+				}
+			})
+		},
 	}[o.only]
 	if !ok {
-		return Report{}, fmt.Errorf("--only %q: want flood or limiter-memory", o.only)
+		return Report{}, fmt.Errorf("--only %q: want flood, limiter-memory or openai", o.only)
 	}
 	if err := phase(ctx); err != nil {
 		return Report{}, err
 	}
-	if ctx.Err() != nil {
-		return Report{}, context.Cause(ctx)
-	}
 	b.skipped = append(b.skipped, "--only "+o.only+": every other row")
-	rep := Report{Date: started.UTC(), Machine: machine, DurationSeconds: time.Since(started).Seconds(), Rows: b.rows, Skipped: b.skipped}
-	rep.Verdict = rep.verdict()
-	return rep, nil
+	return b.report(ctx, started, machine, o)
 }
 
 // onNodes starts n nodes at 0 ms per token, runs f, and stops them.
@@ -349,46 +380,47 @@ func (b *bench) show(r Row) {
 	progress("  %s (nodes %d, concurrency %d): n %d,%s errors %d: %s", r.Name, r.Nodes, r.Concurrency, r.Count, lat, r.Errors, r.Result)
 }
 
-// writeTenants writes a tenants file with the tenant "bench", whose limits
-// are far above what the bench sends, and the tenant "flood", limited to
-// floodPerMinute (flood.go), and returns bench's new API key.
-func (b *bench) writeTenants() (string, error) {
-	newKey := func(prefix string) (string, error) {
+// writeTenants writes a tenants file with two tenants whose limits are far
+// above what the bench sends: "bench", on the mock model, and
+// "bench-openai", whose model is the openai provider at upstreamURL. It
+// returns their new API keys.
+func (b *bench) writeTenants(upstreamURL string) (key, providerKey string, err error) {
+	newKey := func() (string, error) {
 		raw := make([]byte, 24)
 		if _, err := rand.Read(raw); err != nil {
 			return "", err
 		}
-		return prefix + hex.EncodeToString(raw), nil
+		return "bench-" + hex.EncodeToString(raw), nil
 	}
-	key, err := newKey("bench-")
-	if err != nil {
-		return "", err
+	if key, err = newKey(); err != nil {
+		return "", "", err
 	}
-	if b.floodKey, err = newKey("flood-"); err != nil {
-		return "", err
+	if providerKey, err = newKey(); err != nil {
+		return "", "", err
+	}
+	if b.floodKey, err = newKey(); err != nil {
+		return "", "", err
 	}
 	const limit = 100_000_000
-	file := map[string]any{"tenants": []any{map[string]any{
-		"id":      "bench",
-		"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
-		"rateLimit": map[string]any{
-			"perMinute": limit, "burst": limit,
-			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
-		},
-	}, map[string]any{
-		"id":      "flood",
-		"apiKeys": []any{map[string]any{"id": "flood", "hash": tenants.HashKey(b.floodKey)}},
-		"rateLimit": map[string]any{
-			"perMinute": floodPerMinute, "burst": floodPerMinute,
-			"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
-		},
-	}}}
+	tenant := func(id, key string, perMinute int) map[string]any {
+		return map[string]any{
+			"id":      id,
+			"apiKeys": []any{map[string]any{"id": "bench", "hash": tenants.HashKey(key)}},
+			"rateLimit": map[string]any{
+				"perMinute": perMinute, "burst": perMinute,
+				"user": map[string]any{"perMinute": limit}, "ip": map[string]any{"perMinute": limit},
+			},
+		}
+	}
+	provider := tenant(providerTenant, providerKey, limit)
+	provider["model"] = map[string]any{"provider": "openai", "baseURL": upstreamURL, "name": providerModel}
+	file := map[string]any{"tenants": []any{tenant("bench", key, limit), provider, tenant("flood", b.floodKey, floodPerMinute)}}
 	body, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	b.tenants = filepath.Join(b.dir, "tenants.json")
-	return key, os.WriteFile(b.tenants, body, 0o600)
+	return key, providerKey, os.WriteFile(b.tenants, body, 0o600)
 }
 
 var startTime = time.Now()

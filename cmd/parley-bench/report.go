@@ -62,10 +62,16 @@ type Latency struct {
 	MaxMs float64 `json:"maxMs"`
 }
 
-// Target is a latency target of the seed.
+// Target is a latency target of the seed, or one of an issue: a p99, or
+// a throughput no lower than a share of the mock model's.
 type Target struct {
 	P50Ms float64 `json:"p50Ms,omitempty"`
-	P95Ms float64 `json:"p95Ms"`
+	P95Ms float64 `json:"p95Ms,omitempty"`
+	P99Ms float64 `json:"p99Ms,omitempty"`
+	// MinMockRatio is the least share of the mock model's chats per second,
+	// measured on the same nodes, that the row must reach; the row's
+	// Values hold the ratio as mockRatio.
+	MinMockRatio float64 `json:"minMockRatio,omitempty"`
 }
 
 // The seed's targets.
@@ -79,10 +85,20 @@ func (t *Target) String() string {
 	if t == nil {
 		return "—"
 	}
+	var parts []string
 	if t.P50Ms > 0 {
-		return fmt.Sprintf("p50<%gms p95<%gms", t.P50Ms, t.P95Ms)
+		parts = append(parts, fmt.Sprintf("p50<%gms", t.P50Ms))
 	}
-	return fmt.Sprintf("p95<%gms", t.P95Ms)
+	if t.P95Ms > 0 {
+		parts = append(parts, fmt.Sprintf("p95<%gms", t.P95Ms))
+	}
+	if t.P99Ms > 0 {
+		parts = append(parts, fmt.Sprintf("p99<%gms", t.P99Ms))
+	}
+	if t.MinMockRatio > 0 {
+		parts = append(parts, fmt.Sprintf("≥%g× mock req/s", t.MinMockRatio))
+	}
+	return strings.Join(parts, " ")
 }
 
 func latencyOf(h *hdrhistogram.Histogram) *Latency {
@@ -134,8 +150,19 @@ func (r *Row) judge() {
 		if r.Target.P50Ms > 0 && l.P50Ms >= r.Target.P50Ms {
 			why = append(why, "p50 "+fmtMs(l.P50Ms))
 		}
-		if l.P95Ms >= r.Target.P95Ms {
+		if r.Target.P95Ms > 0 && l.P95Ms >= r.Target.P95Ms {
 			why = append(why, "p95 "+fmtMs(l.P95Ms))
+		}
+		if r.Target.P99Ms > 0 && l.P99Ms >= r.Target.P99Ms {
+			why = append(why, "p99 "+fmtMs(l.P99Ms))
+		}
+	}
+	if r.Target.MinMockRatio > 0 {
+		switch ratio, ok := r.Values["mockRatio"]; {
+		case !ok:
+			why = append(why, "no mock row to compare with")
+		case ratio < r.Target.MinMockRatio:
+			why = append(why, fmt.Sprintf("%.2f× mock req/s", ratio))
 		}
 	}
 	if why == nil {
@@ -157,6 +184,8 @@ type Report struct {
 	Verdict         string    `json:"verdict"`
 	Rows            []Row     `json:"rows"`
 	Skipped         []string  `json:"skipped,omitempty"`
+	// Selection is the --only of a run of only some rows.
+	Selection string `json:"selection,omitempty"`
 }
 
 // verdict says at a glance how the rows with a target fared.
@@ -261,6 +290,9 @@ func (rep Report) markdown() string {
 	mode := "`make bench`"
 	if rep.Quick {
 		mode = "`parley-bench --quick`"
+	}
+	if rep.Selection != "" {
+		mode = "`parley-bench --only " + rep.Selection + "`"
 	}
 	fmt.Fprintf(&b, "Measured %s by %s in %.0f s, on %s.\n\n", rep.Date.UTC().Format("2006-01-02 15:04 MST"), mode, rep.DurationSeconds, rep.Machine)
 	fmt.Fprintf(&b, "**%s.**\n\n", rep.verdict())

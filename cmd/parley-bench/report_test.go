@@ -69,3 +69,34 @@ func TestCommentCounterCountsHeartbeatsAcrossWrites(t *testing.T) {
 		t.Errorf("counted %d comments, want 2", c.n)
 	}
 }
+
+func TestJudgeP99AndMockRatioTargets(t *testing.T) {
+	cases := []struct {
+		name   string
+		target *Target
+		p99    float64
+		values map[string]float64
+		want   string
+	}{
+		{"p99 under", &Target{P99Ms: 1}, 0.9, nil, "PASS"},
+		{"p99 over", &Target{P99Ms: 1}, 1.5, nil, "FAIL (p99 1.50 ms)"},
+		{"ratio reached", &Target{MinMockRatio: 0.8}, 5, map[string]float64{"mockRatio": 0.85}, "PASS"},
+		{"ratio short", &Target{MinMockRatio: 0.8}, 5, map[string]float64{"mockRatio": 0.5}, "FAIL (0.50× mock req/s)"},
+		{"no mock row", &Target{MinMockRatio: 0.8}, 5, nil, "FAIL (no mock row to compare with)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Row{Target: tc.target, Latency: &Latency{P50Ms: 0.1, P95Ms: 0.5, P99Ms: tc.p99}, Values: tc.values}
+			r.judge()
+			if r.Result != tc.want {
+				t.Errorf("Result = %q, want %q", r.Result, tc.want)
+			}
+		})
+	}
+	if got := (&Target{MinMockRatio: 0.8}).String(); got != "≥0.8× mock req/s" {
+		t.Errorf("ratio target shows as %q", got)
+	}
+	if got := (&Target{P99Ms: 1}).String(); got != "p99<1ms" {
+		t.Errorf("p99 target shows as %q", got)
+	}
+}

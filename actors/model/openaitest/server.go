@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Step is what the server does with one request.
@@ -76,15 +77,44 @@ type ChatRequest struct {
 	} `json:"stream_options"`
 }
 
+// LastUser is the content of the request's last user message: the new
+// message of a chat, after the system prompt and the history.
+func (r ChatRequest) LastUser() string {
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role == "user" {
+			return r.Messages[i].Content
+		}
+	}
+	return ""
+}
+
 // Message is one message of a ChatRequest.
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
 }
 
+// Hooks shape a server that carries load (a benchmark) rather than a
+// script. Each is called on the goroutine of the request it concerns,
+// concurrently for concurrent requests, so it must be safe for concurrent
+// use; it must not keep req's slices past the call.
+type Hooks struct {
+	// Reply, when set, gives the content deltas of a request that has no
+	// step left, instead of DefaultTokens.
+	Reply func(req ChatRequest) []string
+	// Written, when set, is called after each content delta has been
+	// flushed to the connection, with the delta's index in the reply and
+	// the time its write began, so that a client in the same process can
+	// tell how long the delta took to reach it.
+	Written func(req ChatRequest, index int, at time.Time)
+	// Forget keeps no Request for Requests, so a long run does not grow.
+	Forget bool
+}
+
 // Server is a running fake. Its methods are safe for concurrent use.
 type Server struct {
 	*httptest.Server
+	hooks    Hooks
 	mu       sync.Mutex
 	steps    []Step
 	requests []Request
@@ -94,9 +124,17 @@ type Server struct {
 // take steps in order; once they run out, each gets a plain stream of
 // DefaultTokens.
 func New(t testing.TB, steps ...Step) *Server {
-	s := &Server{steps: steps}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := Start(Hooks{}, steps...)
 	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server on 127.0.0.1 with hooks, outside a test: the
+// caller closes it. Requests take steps in order, then get the hooks'
+// Reply (DefaultTokens without one).
+func Start(hooks Hooks, steps ...Step) *Server {
+	s := &Server{hooks: hooks, steps: steps}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -129,12 +167,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Authorization: r.Header.Get("Authorization"), Body: body, Cancelled: r.Context().Done()})
-	step := Step{}
-	if len(s.steps) > 0 {
+	if !s.hooks.Forget {
+		s.requests = append(s.requests, Request{Authorization: r.Header.Get("Authorization"), Body: body, Cancelled: r.Context().Done()})
+	}
+	step, scripted := Step{}, len(s.steps) > 0
+	if scripted {
 		step, s.steps = s.steps[0], s.steps[1:]
 	}
 	s.mu.Unlock()
+	if !scripted && s.hooks.Reply != nil {
+		step.Tokens = s.hooks.Reply(body)
+	}
 
 	if step.Hang {
 		<-r.Context().Done()
@@ -190,7 +233,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req ChatRequest,
 			return
 		}
 		content, _ := json.Marshal(tok)
+		at := time.Now()
 		send(chunk(fmt.Sprintf(`{"index":0,"delta":{"content":%s},"logprobs":null,"finish_reason":null}`, content), "null"))
+		if s.hooks.Written != nil {
+			s.hooks.Written(req, i, at)
+		}
 	}
 	finish := step.FinishReason
 	if finish == "" {
