@@ -97,7 +97,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer reply.Close()
 	if streaming {
-		s.streamReply(w, r, reply, start, tenant.ID)
+		s.streamReply(w, r, reply, start, tenant.ID, -1)
 		return
 	}
 	s.wholeReply(w, r, reply, start, tenant.ID)
@@ -120,8 +120,10 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 }
 
 // streamReply relays the reply as Server-Sent Events, flushing each token
-// as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
+// as it arrives, with heartbeat comments while idle. Tokens of index up
+// to after are not sent (-1: every token is): a resumed stream
+// (resume.go) starts past what its client has seen.
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string, after int) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -200,6 +202,8 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
 				fail(ev.Err)
 				return
+			case ev.Index <= after:
+				// Seen by the client before it resumed.
 			default:
 				if ttft == 0 {
 					ttft = time.Since(start)
