@@ -50,7 +50,7 @@ func (s *server) chatResume(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the reply in progress has written %d tokens so far (ids from 0); it has no token %d to resume after", reply.Written, after))
 		return
 	}
-	s.streamReply(w, r, reply, start, tenant, after)
+	s.streamReply(w, r, reply, start, tenant, streamFrom{after: after, resumed: true})
 }
 
 // resumePoint reads the index of the last token the client has: the

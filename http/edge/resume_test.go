@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,6 +101,20 @@ func TestResumeSendsTheReplyPastTheLastEventID(t *testing.T) {
 			strings.Join(whole, "") != msgs[0].Content {
 			t.Fatalf("resumed from %d: %q (ids up to %d), done %+v; the started stream had %q, stored %q", c.first, text.String(), next-1, done, whole, msgs[0].Content)
 		}
+	}
+	// The reply's spend and time to first token are counted once, by the
+	// stream that started it, however many follow it.
+	metrics, _ := io.ReadAll(a.do("GET", "/metrics", "", "", nil).Body)
+	var completion []string
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, `parley_model_tokens_total{kind="completion"`) && strings.Contains(line, `tenant="acme"`) {
+			completion = append(completion, line)
+		}
+	}
+	if len(completion) != 1 || !strings.HasSuffix(completion[0], " "+strconv.Itoa(len(whole))) ||
+		!strings.Contains(string(metrics), "parley_chat_time_to_first_token_seconds_count 1\n") {
+		t.Errorf("after one reply of %d tokens and two resumes: %q, and ttft count %v", len(whole), completion,
+			strings.Contains(string(metrics), "parley_chat_time_to_first_token_seconds_count 1\n"))
 	}
 	if resp := resume(lastID("1"), ""); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("after the reply: %d", resp.StatusCode)
