@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,24 +17,44 @@ import (
 	"github.com/parley-chat/parley/actors/testkit"
 )
 
-// sseEvent is one event of a POST /chat stream.
-type sseEvent struct{ name, data string }
+// sseEvent is one event of a POST /chat stream; id is the event's own
+// `id:` line ("" without one).
+type sseEvent struct{ id, name, data string }
 
 // openChat starts a streamed chat through p and returns its events as they
 // arrive; the channel closes when the stream ends.
 func openChat(t *testing.T, p *process, sessionID, message string) <-chan sseEvent {
 	t.Helper()
+	_, events := openStream(t, chatRequest(context.Background(), p, sessionID, message))
+	return events
+}
+
+// chatRequest is a streamed POST /chat of message to the session through
+// p, sent with ctx: cancelling it drops the connection.
+func chatRequest(ctx context.Context, p *process, sessionID, message string) *http.Request {
 	body := fmt.Sprintf(`{"sessionId": %q, "message": %q}`, sessionID, message)
-	req, _ := http.NewRequest(http.MethodPost, p.URL("/chat"), strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+durableKey)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.URL("/chat"), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// openStream sends req (with durableKey unless it has an Authorization),
+// fails the test unless the answer is a 200 event stream, and returns the
+// answer's header and its events as they arrive; the channel closes when
+// the stream ends or the request's context is cancelled.
+func openStream(t *testing.T, req *http.Request) (http.Header, <-chan sseEvent) {
+	t.Helper()
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+durableKey)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("POST /chat: %d %s", resp.StatusCode, b)
+		resp.Body.Close()
+		t.Fatalf("%s %s: %d %s %s", req.Method, req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 	events := make(chan sseEvent, 1024)
 	go func() {
@@ -43,6 +64,8 @@ func openChat(t *testing.T, p *process, sessionID, message string) <-chan sseEve
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			switch line := sc.Text(); {
+			case strings.HasPrefix(line, "id: "):
+				ev.id = strings.TrimPrefix(line, "id: ")
 			case strings.HasPrefix(line, "event: "):
 				ev.name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
@@ -53,7 +76,7 @@ func openChat(t *testing.T, p *process, sessionID, message string) <-chan sseEve
 			}
 		}
 	}()
-	return events
+	return resp.Header, events
 }
 
 // TestSIGTERMLetsTheReplyInProgressFinish: a node told to stop in the

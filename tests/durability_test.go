@@ -36,9 +36,24 @@ func replicatedCluster(t *testing.T) []*process {
 // once every one counts all n as voters.
 func replicatedClusterOf(t *testing.T, n int, extra ...string) []*process {
 	t.Helper()
-	tenantsFile := filepath.Join(t.TempDir(), "tenants.json")
-	body := `{"tenants": [{"id": "acme", "apiKeys": [{"id": "k", "hash": "` + tenants.HashKey(durableKey) + `"}],
-		"rateLimit": {"perMinute": 1000000, "burst": 1000000, "user": {"perMinute": 1000000}, "ip": {"perMinute": 1000000}}}]}`
+	return replicatedClusterWith(t, n, durableTenants(), extra...)
+}
+
+// durableTenants is the tenants file of replicatedClusterOf: tenant acme
+// with key durableKey and limits no test reaches, then each of more (a
+// tenant's JSON object).
+func durableTenants(more ...string) string {
+	acme := `{"id": "acme", "apiKeys": [{"id": "k", "hash": "` + tenants.HashKey(durableKey) + `"}],
+		"rateLimit": {"perMinute": 1000000, "burst": 1000000, "user": {"perMinute": 1000000}, "ip": {"perMinute": 1000000}}}`
+	return `{"tenants": [` + strings.Join(append([]string{acme}, more...), ", ") + `]}`
+}
+
+// replicatedClusterWith is replicatedClusterOf with tenantsFile as the
+// tenants file's content.
+func replicatedClusterWith(t *testing.T, n int, tenantsFile string, extra ...string) []*process {
+	t.Helper()
+	body := tenantsFile
+	tenantsFile = filepath.Join(t.TempDir(), "tenants.json")
 	if err := os.WriteFile(tenantsFile, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +165,7 @@ func chatOnce(p *process, sessionID, message string, stream bool, key string) (r
 
 // storedMessage is a history entry as the test checks it.
 type storedMessage struct {
+	ID           string
 	Seq          uint64
 	Role         string
 	Content      string
@@ -158,8 +174,13 @@ type storedMessage struct {
 
 // fullHistory reads a session's whole history through p, oldest first.
 func fullHistory(p *process, sessionID string) ([]storedMessage, error) {
+	return fullHistoryAs(p, durableKey, sessionID)
+}
+
+// fullHistoryAs is fullHistory of the session of the tenant key is for.
+func fullHistoryAs(p *process, key, sessionID string) ([]storedMessage, error) {
 	req, _ := http.NewRequest("GET", p.URL("/chat/"+sessionID+"/history?limit=100"), nil)
-	req.Header.Set("Authorization", "Bearer "+durableKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	client := http.Client{Timeout: clientTimeout}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -209,8 +209,8 @@ func finishReason(m *Message) string {
 var ErrNoReply = errors.New("no reply in progress")
 
 // Follow returns the session's reply in progress from its first token,
-// however far it has got, then its later tokens as they are written and
-// its end, as Chat's Reply delivers them; the caller must Close it. Any
+// however far it has got (Reply.Written tokens), then its later tokens as
+// they are written and its end, as Chat's Reply delivers them; the caller must Close it. Any
 // number of callers may follow one reply. buffer and grace are
 // ChatRequest's Buffer and Grace. Errors are ErrNoReply (nothing in
 // progress), ErrBadIdentity, grains.ErrUnavailable (also when the reply is
@@ -228,6 +228,7 @@ func (c *Client) Follow(ctx context.Context, tenant, sessionID string, buffer in
 		return nil, fmt.Errorf("session follow: %w", ErrNoReply)
 	case *Following:
 		r.UserMessage = entry(m.UserMessage)
+		r.Written = int(m.Tokens)
 		if c.hosts != nil {
 			r.lost = c.hosts.HostLost(m.Host)
 		}

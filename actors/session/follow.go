@@ -50,19 +50,20 @@ func (l *liveReply) token(t *Token) {
 	}
 }
 
-// follow sends pid the tokens so far and makes it a follower; false when
-// the reply is past the bound and its start is lost.
-func (l *liveReply) follow(pid *actor.PID) bool {
+// follow sends pid the tokens so far and makes it a follower, returning
+// how many tokens it sent; false when the reply is past the bound and its
+// start is lost.
+func (l *liveReply) follow(pid *actor.PID) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.overflow {
-		return false
+		return 0, false
 	}
 	for _, t := range l.tokens {
 		l.root.Send(pid, t)
 	}
 	l.followers = append(l.followers, pid)
-	return true
+	return len(l.tokens), true
 }
 
 // end sends every follower the reply's end (ReplyDone or ReplyFailed).
@@ -105,10 +106,11 @@ func (g *grain) follow(ctx actor.Context, req *Follow) {
 	}
 	// The reply PID exists before the request is sent, so the tokens sent
 	// here wait in it for the answer below.
-	if !g.live.follow(actor.NewPID(req.ReplyAddress, req.ReplyId)) {
+	written, ok := g.live.follow(actor.NewPID(req.ReplyAddress, req.ReplyId))
+	if !ok {
 		ctx.Respond(&grains.Failure{Code: grains.CodeUnavailable,
 			Message: "the reply in progress is too long to replay from its start; it will be in the session's history when it ends"})
 		return
 	}
-	ctx.Respond(&Following{UserMessage: g.live.user, Host: ctx.ActorSystem().Address()})
+	ctx.Respond(&Following{UserMessage: g.live.user, Host: ctx.ActorSystem().Address(), Tokens: int32(written)})
 }

@@ -38,6 +38,10 @@ func TestFollowReplaysTheReplyInProgressFromItsStart(t *testing.T) {
 	if following.UserMessage.Id != started.UserMessage.Id {
 		t.Fatalf("following %+v, started %+v", following.UserMessage, started.UserMessage)
 	}
+	// The gate holds the fourth token: three were written when late joined.
+	if following.Tokens != 3 {
+		t.Fatalf("following says %d tokens written so far, want 3", following.Tokens)
+	}
 	close(gate)
 	for _, p := range []*testkit.Probe{chatter, late} {
 		var text strings.Builder

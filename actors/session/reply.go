@@ -81,6 +81,10 @@ func replyFailed(m *ReplyFailed) error {
 type Reply struct {
 	// UserMessage is the stored user message the reply answers.
 	UserMessage Entry
+	// Written is, for a Reply from Follow, how many tokens the reply had
+	// written when it was joined: they come first, indexes 0 to
+	// Written-1. A follower can have seen no token past them. 0 from Chat.
+	Written int
 
 	system   *actor.ActorSystem
 	pid      *actor.PID

@@ -940,12 +940,14 @@ func (x *Follow) GetReplyId() string {
 	return ""
 }
 
-// Following answers Follow: the user message the reply answers and the
-// node the reply comes from (as in ChatStarted).
+// Following answers Follow: the user message the reply answers, the
+// node the reply comes from (as in ChatStarted), and how many tokens the
+// reply had written when the follower joined (the ones it is sent first).
 type Following struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserMessage   *Message               `protobuf:"bytes,1,opt,name=user_message,json=userMessage,proto3" json:"user_message,omitempty"`
 	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Tokens        int32                  `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,6 +994,13 @@ func (x *Following) GetHost() string {
 		return x.Host
 	}
 	return ""
+}
+
+func (x *Following) GetTokens() int32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
 }
 
 // Idle answers Follow when no reply is in progress.
@@ -1160,10 +1169,11 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\breplying\x18\x01 \x01(\bR\breplying\"H\n" +
 	"\x06Follow\x12#\n" +
 	"\rreply_address\x18\x01 \x01(\tR\freplyAddress\x12\x19\n" +
-	"\breply_id\x18\x02 \x01(\tR\areplyId\"[\n" +
+	"\breply_id\x18\x02 \x01(\tR\areplyId\"s\n" +
 	"\tFollowing\x12:\n" +
 	"\fuser_message\x18\x01 \x01(\v2\x17.parley.session.MessageR\vuserMessage\x12\x12\n" +
-	"\x04host\x18\x02 \x01(\tR\x04host\"\x06\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x16\n" +
+	"\x06tokens\x18\x03 \x01(\x05R\x06tokens\"\x06\n" +
 	"\x04Idle\"d\n" +
 	"\n" +
 	"Regenerate\x12#\n" +

@@ -232,3 +232,40 @@ func TestPageOnAnotherOriginCallsParleyOnlyWhereItsTenantAllowsInChromium(t *tes
 		}
 	}
 }
+
+// A reload in the middle of a reply picks it up again: the page asks GET
+// /chat/{sessionId}/stream on load, which replays the reply from its first
+// token and then follows it to its end.
+func TestPlaygroundResumesAReplyAfterAReloadInChromium(t *testing.T) {
+	a := newAPI(t, nil)
+	gate := make(chan struct{})
+	a.gate.next = gate
+	ctx := newBrowser(t)
+
+	const message = "resume me after a reload"
+	want := model.Tokens(model.MockReply(model.Request{Message: message}))
+	must(t, chromedp.Do(ctx,
+		chromedp.Navigate(a.url+"/"),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), acmeKey),
+		chromedp.SendKeys(chromedp.ID("message"), message),
+		chromedp.Click(chromedp.ID("send")),
+	))
+	for i := range 2 {
+		gate <- struct{}{}
+		waitJS(t, ctx, replyTextJS, strings.Join(want[:i+1], ""))
+	}
+	must(t, chromedp.Do(ctx, chromedp.Reload()))
+	// The reply in progress is not in the history yet: the bubble that
+	// shows its first tokens again is the resumed stream's.
+	waitJS(t, ctx, replyTextJS, strings.Join(want[:2], ""))
+	waitJS(t, ctx, `document.getElementById("status").textContent`, "Resumed a reply in progress")
+	close(gate)
+	waitJS(t, ctx, lastReplyJS+`?.dataset.done ?? ""`, "true")
+	if got := js[string](t, ctx, replyTextJS); got != strings.Join(want, "") {
+		t.Fatalf("resumed reply %q, want %q", got, strings.Join(want, ""))
+	}
+	if n := js[int](t, ctx, `document.querySelectorAll("#log li[data-role=assistant]").length`); n != 1 {
+		t.Fatalf("%d assistant messages on the page, want the one resumed", n)
+	}
+}

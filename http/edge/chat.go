@@ -97,7 +97,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer reply.Close()
 	if streaming {
-		s.streamReply(w, r, reply, start, tenant.ID)
+		s.streamReply(w, r, reply, start, tenant.ID, streamFrom{after: -1})
 		return
 	}
 	s.wholeReply(w, r, reply, start, tenant.ID)
@@ -119,9 +119,20 @@ func idempotencyKeyOf(r *http.Request) (string, *requestError) {
 			"must be given once, as 1 to %d printable ASCII characters without spaces", session.MaxIdempotencyKeyLen)}}}
 }
 
+// streamFrom says where a stream of streamReply starts.
+type streamFrom struct {
+	// after is the index of the last token not sent: -1 sends every one.
+	after int
+	// resumed is true for a stream that follows a reply another stream
+	// started (resume.go): that one counts the reply's tokens and time to
+	// first token in the metrics, so this one does not count them again.
+	resumed bool
+}
+
 // streamReply relays the reply as Server-Sent Events, flushing each token
-// as it arrives, with heartbeat comments while idle.
-func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string) {
+// as it arrives, with heartbeat comments while idle, from the token after
+// from.after.
+func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *session.Reply, start time.Time, tenant string, from streamFrom) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -185,7 +196,9 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
 			switch {
 			case ev.Done != nil:
-				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
+				if !from.resumed {
+					s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
+				}
 				send("done", "", doneEvent{
 					MessageID:    ev.Done.Message.ID,
 					Usage:        usage(ev.Done),
@@ -197,13 +210,19 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 				})
 				return
 			case ev.Err != nil:
-				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
+				if !from.resumed {
+					s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
+				}
 				fail(ev.Err)
 				return
+			case ev.Index <= from.after:
+				// Seen by the client before it resumed.
 			default:
 				if ttft == 0 {
 					ttft = time.Since(start)
-					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+					if !from.resumed {
+						s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+					}
 				}
 				if !send("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text}) {
 					return

@@ -185,6 +185,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.Use(s.withBodyLimit, s.withAuth, withCORS(), s.withRateLimit)
 		r.With(s.withFreeDisk).Post("/chat", s.chat)
 		r.Post("/chat/{sessionId}/stop", s.stopReply)
+		r.Get("/chat/{sessionId}/stream", s.chatResume)
 		r.Get("/chat/{sessionId}/history", s.history)
 		r.Delete("/chat/{sessionId}", s.deleteSession)
 		r.With(s.withFreeDisk).Post("/v1/ui/chat", s.uiChat)

@@ -52,6 +52,7 @@ const (
 	CodeConflict            = "conflict"               // 409: a reply is already in progress in the session
 	CodeTooLarge            = "payload_too_large"      // 413: body over the limit
 	CodeUnsupportedType     = "unsupported_media_type" // 415: not application/json
+	CodePastReply           = "range_not_satisfiable"  // 416: a resume from past the tokens the reply in progress has written
 	CodeRateLimited         = "rate_limited"           // 429
 	CodeAuthRateLimited     = "auth_rate_limited"      // 429: too many failed authentications from the client's address
 	CodeHeadersTooLarge     = "headers_too_large"      // 431: request line and headers over the limit

@@ -77,8 +77,8 @@ func events(t *testing.T, body io.Reader) (tokens []string, last sse.Event) {
 }
 
 type historyMessage struct {
-	Role, Content, FinishReason string
-	TokenCount                  int
+	ID, Role, Content, FinishReason string
+	TokenCount                      int
 }
 
 func history(t *testing.T, a *api, key, sessionID string) []historyMessage {
