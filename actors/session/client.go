@@ -140,10 +140,17 @@ type ChatRequest struct {
 // ErrBadIdentity, grains.ErrConflict (a reply of this session is already
 // in progress), grains.ErrInvalidArgument or grains.ErrUnavailable.
 func (c *Client) Chat(ctx context.Context, tenant, sessionID string, req ChatRequest) (*Reply, error) {
-	r := c.openReply(req.Tokens, req.Buffer, req.Grace)
-	res, err := c.request(ctx, "chat", tenant, sessionID, &Chat{
-		Content: req.Content, ReplyAddress: r.pid.Address, ReplyId: r.pid.Id, Prompt: req.Prompt, IdempotencyKey: req.IdempotencyKey,
+	return c.startReply(ctx, "chat", tenant, sessionID, req, func(r *Reply) any {
+		return &Chat{Content: req.Content, ReplyAddress: r.pid.Address, ReplyId: r.pid.Id, Prompt: req.Prompt, IdempotencyKey: req.IdempotencyKey}
 	})
+}
+
+// startReply opens the Reply a new reply is sent to, asks the grain for
+// the reply with the message msg makes for it, and returns the Reply once
+// the grain has started it (ChatStarted).
+func (c *Client) startReply(ctx context.Context, what, tenant, sessionID string, req ChatRequest, msg func(*Reply) any) (*Reply, error) {
+	r := c.openReply(req.Tokens, req.Buffer, req.Grace)
+	res, err := c.request(ctx, what, tenant, sessionID, msg(r))
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -151,7 +158,7 @@ func (c *Client) Chat(ctx context.Context, tenant, sessionID string, req ChatReq
 	started, ok := res.(*ChatStarted)
 	if !ok {
 		r.Close()
-		return nil, unexpected("chat", res)
+		return nil, unexpected(what, res)
 	}
 	r.UserMessage = entry(started.UserMessage)
 	if c.hosts != nil {
@@ -245,20 +252,7 @@ func (c *Client) Follow(ctx context.Context, tenant, sessionID string, buffer in
 // req.IdempotencyKey are not used. Errors are Chat's;
 // grains.ErrInvalidArgument also when the session has no user message.
 func (c *Client) Regenerate(ctx context.Context, tenant, sessionID string, req ChatRequest) (*Reply, error) {
-	r := c.openReply(req.Tokens, req.Buffer, req.Grace)
-	res, err := c.request(ctx, "regenerate", tenant, sessionID, &Regenerate{ReplyAddress: r.pid.Address, ReplyId: r.pid.Id, Prompt: req.Prompt})
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	started, ok := res.(*ChatStarted)
-	if !ok {
-		r.Close()
-		return nil, unexpected("regenerate", res)
-	}
-	r.UserMessage = entry(started.UserMessage)
-	if c.hosts != nil {
-		r.lost = c.hosts.HostLost(started.Host)
-	}
-	return r, nil
+	return c.startReply(ctx, "regenerate", tenant, sessionID, req, func(r *Reply) any {
+		return &Regenerate{ReplyAddress: r.pid.Address, ReplyId: r.pid.Id, Prompt: req.Prompt}
+	})
 }
