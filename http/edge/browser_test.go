@@ -166,6 +166,9 @@ func TestPlaygroundStreamsPagesHistoryAndStopsInChromium(t *testing.T) {
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
 	a.gate.next = hold
+	// The page is idle again (its resume check after the reload is done):
+	// a message sent while it runs would be ignored.
+	waitJS(t, ctx, `document.getElementById("send").disabled`, false)
 	must(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("message"), "a long story please"),
 		chromedp.Click(chromedp.ID("send")),
