@@ -100,17 +100,7 @@ func TestSIGTERMLetsTheReplyInProgressFinish(t *testing.T) {
 	}
 
 	// While the reply runs on: not ready, and a new chat is refused.
-	testkit.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(node.URL("/readyz"))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			return fmt.Errorf("/readyz while draining: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	waitNotReady(t, node)
 	body := fmt.Sprintf(`{"sessionId": %q, "message": "a new chat", "stream": false}`, uuid.NewString())
 	req, _ := http.NewRequest(http.MethodPost, node.URL("/chat"), strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+durableKey)
@@ -124,15 +114,7 @@ func TestSIGTERMLetsTheReplyInProgressFinish(t *testing.T) {
 		t.Fatalf("a new chat while draining: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
-	var done sseEvent
-	for ev := range events {
-		switch ev.name {
-		case "token":
-			reply.WriteString(tokenText(t, ev.data))
-		case "done", "error":
-			done = ev
-		}
-	}
+	done := readReply(t, events, &reply)
 	if done.name != "done" {
 		t.Fatalf("the stream ended with %q %s, want done", done.name, done.data)
 	}
@@ -193,30 +175,12 @@ func TestADrainThatRunsOutStoresTheReplyAsFarAsItGot(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.secondSigterm {
-				testkit.Eventually(t, 10*time.Second, func() error {
-					resp, err := http.Get(node.URL("/readyz"))
-					if err != nil {
-						return err
-					}
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusServiceUnavailable {
-						return fmt.Errorf("/readyz after SIGTERM: %d, want 503", resp.StatusCode)
-					}
-					return nil
-				})
+				waitNotReady(t, node)
 				if err := node.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
 			}
-			var end sseEvent
-			for ev := range events {
-				switch ev.name {
-				case "token":
-					got.WriteString(tokenText(t, ev.data))
-				case "done", "error":
-					end = ev
-				}
-			}
+			end := readReply(t, events, &got)
 			var body struct{ Error struct{ Code string } }
 			if end.name != "error" || json.Unmarshal([]byte(end.data), &body) != nil || body.Error.Code != "unavailable" {
 				t.Fatalf("the stream ended with %q %s, want an error event with code unavailable", end.name, end.data)
@@ -237,4 +201,37 @@ func TestADrainThatRunsOutStoresTheReplyAsFarAsItGot(t *testing.T) {
 			})
 		})
 	}
+}
+
+// waitNotReady waits until node's /readyz answers 503, as it does from
+// the moment the node is told to stop.
+func waitNotReady(t *testing.T, node *process) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get(node.URL("/readyz"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz after SIGTERM: %d, want 503", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// readReply reads events to the stream's end, adding every token's text
+// to reply, and returns the event that ended it (done or error; zero when
+// the stream just closed).
+func readReply(t *testing.T, events <-chan sseEvent, reply *strings.Builder) (end sseEvent) {
+	t.Helper()
+	for ev := range events {
+		switch ev.name {
+		case "token":
+			reply.WriteString(tokenText(t, ev.data))
+		case "done", "error":
+			end = ev
+		}
+	}
+	return end
 }
