@@ -32,13 +32,8 @@ func (s *server) chatResume(w http.ResponseWriter, r *http.Request) {
 		rerr.write(w)
 		return
 	}
-	reply, err := s.cfg.Sessions.Follow(r.Context(), tenant, sessionID, s.cfg.StreamBuffer, s.cfg.SlowReaderGrace)
-	if errors.Is(err, session.ErrNoReply) {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if err != nil {
-		s.writeErr(w, r, err)
+	reply, ok := s.follow(w, r, tenant, sessionID)
+	if !ok {
 		return
 	}
 	defer reply.Close()
@@ -71,4 +66,20 @@ func resumePoint(r *http.Request) (int, *requestError) {
 	}
 	return 0, &requestError{status: http.StatusBadRequest, code: CodeValidation, message: "request names an invalid resume point",
 		details: []ErrorDetail{{Field: field, Message: "must be given once, as the id (a whole number from 0) of the last token event received"}}}
+}
+
+// follow returns the session's reply in progress for a resume route; when
+// there is none (204) or the session cannot be reached, it has answered
+// and ok is false.
+func (s *server) follow(w http.ResponseWriter, r *http.Request, tenant, sessionID string) (_ *session.Reply, ok bool) {
+	reply, err := s.cfg.Sessions.Follow(r.Context(), tenant, sessionID, s.cfg.StreamBuffer, s.cfg.SlowReaderGrace)
+	if errors.Is(err, session.ErrNoReply) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil, false
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil, false
+	}
+	return reply, true
 }

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -154,13 +153,8 @@ func (s *server) uiChatResume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := tenantOf(r.Context())
-	reply, err := s.cfg.Sessions.Follow(r.Context(), tenant.ID, uiSessionID(tenant.ID, chatID), s.cfg.StreamBuffer, s.cfg.SlowReaderGrace)
-	if errors.Is(err, session.ErrNoReply) {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if err != nil {
-		s.writeErr(w, r, err)
+	reply, ok := s.follow(w, r, tenant.ID, uiSessionID(tenant.ID, chatID))
+	if !ok {
 		return
 	}
 	src := fromSession(reply)
