@@ -14,8 +14,11 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parley-chat/parley/actors/grains"
+	"github.com/parley-chat/parley/internal/tracing"
 )
 
 // Node is the Requester every typed grain client calls, and tells those
@@ -169,9 +172,17 @@ type Idempotent interface {
 // grain is declared failed while the call waits, the call ends then rather
 // than at its deadline. Request fails with ErrShuttingDown, ErrTimeout,
 // ErrHostLost or ErrUnavailable, or ctx's error when ctx was cancelled.
-func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any, error) {
+func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (res any, err error) {
 	if n.leaving.Load() {
 		return nil, ErrShuttingDown
+	}
+	root := n.system.Root
+	if tracing.Enabled() {
+		var span trace.Span
+		ctx, span = tracing.Start(ctx, kind+" "+messageName(msg), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("parley.grain.kind", kind)))
+		defer func() { tracing.End(span, err) }()
+		root = tracedRoot(n.system, ctx)
 	}
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
 	if d, ok := ctx.Deadline(); ok {
@@ -190,7 +201,7 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any) (any
 		}
 		pid, err := n.activation(identity, kind, min(lookupTimeout, remaining))
 		if err == nil {
-			res, callErr := n.call(pid, msg, deadline)
+			res, callErr := n.call(root, pid, msg, deadline)
 			switch {
 			case callErr == nil:
 				return res, nil
@@ -227,16 +238,16 @@ var errNotMember = errors.New("host is not a member")
 // call sends msg to pid and waits for its reply until deadline, or until
 // pid's host is declared failed (ErrHostLost: the call may or may not
 // have run there).
-func (n *Node) call(pid *actor.PID, msg any, deadline time.Time) (any, error) {
+func (n *Node) call(root *actor.RootContext, pid *actor.PID, msg any, deadline time.Time) (any, error) {
 	if pid.Address == n.system.Address() {
-		return n.system.Root.RequestFuture(pid, msg, time.Until(deadline)).Result()
+		return root.RequestFuture(pid, msg, time.Until(deadline)).Result()
 	}
 	// Watch before sending, so a failure after the send is never missed.
 	lost, ok := n.provider.hostLost(pid.Address)
 	if !ok {
 		return nil, errNotMember
 	}
-	future := n.system.Root.RequestFuture(pid, msg, time.Until(deadline))
+	future := root.RequestFuture(pid, msg, time.Until(deadline))
 	type result struct {
 		res any
 		err error

@@ -6,9 +6,12 @@ import (
 	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/model"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -24,8 +27,9 @@ type replyFinished struct {
 	content string
 	usage   model.Usage
 	err     error
-	cut     bool   // a draining node cut the reply short (Replies.Cut)
-	end     func() // frees the reply's slot in Config.Replies once stored
+	cut     bool            // a draining node cut the reply short (Replies.Cut)
+	end     func()          // frees the reply's slot in Config.Replies once stored
+	trace   context.Context // the chat's span: storing the reply continues its trace
 }
 
 // chat stores the user's message, answers ChatStarted, and runs the model
@@ -123,18 +127,28 @@ func (g *grain) startReply(ctx actor.Context, req *Chat, user persistence.Messag
 	g.run = nil
 	mctx, cancel := context.WithTimeout(run.ctx, g.cfg.ReplyTimeout)
 	g.stopReply, g.stopped = cancel, false
+	chat := g.storeParent() // the chat's span, when tracing is on
 	go func() {
 		defer cancel()
 		var reply strings.Builder
 		index := int32(0)
-		usage, err := m.Stream(mctx, mreq, func(token string) error {
+		sctx, span := mctx, trace.SpanFromContext(mctx)
+		if tracing.Enabled() {
+			sctx, span = tracing.Start(trace.ContextWithSpan(mctx, trace.SpanFromContext(chat)), "model stream", trace.WithSpanKind(trace.SpanKindClient))
+		}
+		usage, err := m.Stream(sctx, mreq, func(token string) error {
 			live.token(&Token{Index: index, Text: token})
 			reply.WriteString(token)
 			index++
 			return nil
 		})
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("gen_ai.response.model", usage.Model),
+				attribute.Int("gen_ai.usage.input_tokens", usage.PromptTokens), attribute.Int("gen_ai.usage.output_tokens", usage.CompletionTokens))
+		}
+		tracing.End(span, err)
 		cut := errors.Is(context.Cause(run.ctx), errReplyCut)
-		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err, cut: cut, end: run.end})
+		root.Send(self, &replyFinished{to: to, content: reply.String(), usage: usage, err: err, cut: cut, end: run.end, trace: chat})
 	}()
 }
 

@@ -6,9 +6,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/actors/grains"
 	"github.com/parley-chat/parley/actors/passivation"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/persistence"
 )
 
@@ -48,9 +51,19 @@ type grain struct {
 	// stopReply cancels the reply in progress; stopped says Stop did.
 	stopReply context.CancelFunc
 	stopped   bool
+
+	// trace is the span context of the message being handled (a client's
+	// request, or the reply being stored); store calls are its children.
+	// context.Background() when tracing is off.
+	trace context.Context
 }
 
 func (g *grain) Receive(ctx actor.Context) {
+	if tracing.Enabled() {
+		var span trace.Span
+		g.trace, span = g.span(ctx)
+		defer span.End()
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.started(ctx)
@@ -149,7 +162,32 @@ func (g *grain) fail(ctx actor.Context, what string, err error) {
 }
 
 func (g *grain) storeContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), g.cfg.StoreTimeout)
+	return context.WithTimeout(g.storeParent(), g.cfg.StoreTimeout)
+}
+
+// storeParent is the context store calls and a reply's model call
+// descend from: the handled message's span, when tracing is on.
+func (g *grain) storeParent() context.Context {
+	if g.trace == nil {
+		return context.Background()
+	}
+	return g.trace
+}
+
+// span starts the span of the message ctx holds: a client's request
+// continues the trace its envelope carries; a finished reply continues
+// its chat's.
+func (g *grain) span(ctx actor.Context) (context.Context, trace.Span) {
+	switch msg := ctx.Message().(type) {
+	case *replyFinished:
+		if msg.trace == nil {
+			break
+		}
+		return tracing.Start(msg.trace, "session store reply")
+	case *Append, *History, *Clear, *Chat, *Stop, *Follow, *Regenerate:
+		return tracing.StartFrom(ctx.MessageHeader(), "session "+string(ctx.Message().(proto.Message).ProtoReflect().Descriptor().Name()))
+	}
+	return context.Background(), trace.SpanFromContext(context.Background())
 }
 
 // notBefore is the oldest creation time retention still shows.

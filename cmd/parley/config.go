@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/actors/session"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/internal/tracing"
 	"github.com/parley-chat/parley/persistence/diskspace"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
@@ -62,7 +63,9 @@ type serveConfig struct {
 	// The debug listener (pprof, expvar); off when DebugAddr is empty.
 	DebugAddr   string
 	DebugPublic bool
-	Security    securityConfig // security.go
+	// Where traces go over OTLP/HTTP; off when empty.
+	OTLPEndpoint string
+	Security     securityConfig // security.go
 }
 
 // envName maps a flag name to its environment variable: node-name →
@@ -105,6 +108,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.MaxConnections, "max-connections", defaultMaxConnections, "HTTP connections this node holds at once (SSE streams included); more wait in the listen backlog")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "host:port of a listener serving net/http/pprof and expvar (off when empty; loopback only unless --debug-addr-public)")
 	fs.BoolVar(&c.DebugPublic, "debug-addr-public", false, "allow --debug-addr on a non-loopback address")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "URL of an OTLP/HTTP collector that receives the node's traces, such as http://127.0.0.1:4318 (off when empty)")
 	c.Security.register(fs)
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed for the client IP")
 
@@ -210,6 +214,11 @@ func (c serveConfig) validate() error {
 	if c.DebugAddr != "" {
 		if err := checkDebugAddr(c.DebugAddr, c.DebugPublic); err != nil {
 			return bad("debug-addr", "%v", err)
+		}
+	}
+	if c.OTLPEndpoint != "" {
+		if err := tracing.CheckEndpoint(c.OTLPEndpoint); err != nil {
+			return bad("otlp-endpoint", "%v", err)
 		}
 	}
 	if c.MockTokenDelay < 0 {

@@ -25,6 +25,8 @@ import (
 	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/cluster"
 	"github.com/parley-chat/parley/http/edge"
+	"github.com/parley-chat/parley/internal/tracing"
+	"github.com/parley-chat/parley/persistence"
 	"github.com/parley-chat/parley/persistence/diskspace"
 	"github.com/parley-chat/parley/persistence/raftstore"
 	"github.com/parley-chat/parley/persistence/sweeper"
@@ -37,6 +39,8 @@ const (
 	// replyCutGrace is how long replies cut short get to be stored.
 	replyCutGrace = 10 * time.Second
 	leaveTimeout  = 15 * time.Second
+	// traceFlushTimeout bounds sending the last spans to the collector.
+	traceFlushTimeout = 5 * time.Second
 )
 
 // serve runs one node until SIGTERM or SIGINT, then leaves the cluster
@@ -116,6 +120,9 @@ type node struct {
 	serveErr chan error
 	stopping atomic.Bool
 	debug    *debugServer // nil without --debug-addr
+	// stopTracing flushes the spans not yet exported (a no-op without
+	// --otlp-endpoint).
+	stopTracing func(context.Context) error
 }
 
 // start brings a node up in dependency order. Anything wrong with how it
@@ -164,6 +171,13 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	if err != nil {
 		return nil, err
 	}
+	stopTracing := func(context.Context) error { return nil }
+	if cfg.OTLPEndpoint != "" {
+		if stopTracing, err = tracing.Setup(context.Background(), cfg.OTLPEndpoint, "parley", cfg.NodeName); err != nil {
+			return nil, usageError{fmt.Errorf("--otlp-endpoint: %w", err)}
+		}
+		undo = append(undo, func() { _ = stopTracing(context.Background()) })
+	}
 	registry, err := loadTenants(cfg, stdout)
 	if err != nil {
 		return nil, err
@@ -181,6 +195,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	}
 	undo = append(undo, func() { _ = st.close() })
 	store := st.sessions
+	if tracing.Enabled() {
+		store = persistence.Traced(store)
+	}
 
 	metrics.WatchUsage(registry.IDs, registry.Quota, store)
 	replies := session.NewReplies()
@@ -244,7 +261,7 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 	cacheClient := cache.NewClient(member)
 	cacheClient.Observer = metrics
 	n := &node{replies: replies, hurry: make(chan struct{}), tenants: registry, models: models, reloads: metrics, cfg: cfg, stores: st, sweeper: sweeper, member: member, serveErr: make(chan error, 1),
-		security: sec, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
+		security: sec, stopTracing: stopTracing, disk: diskspace.NewGuard(diskspace.Statfs{Dir: cfg.DataDir}, cfg.MinFreeDisk, logger.With("component", "disk"))}
 	if rs := st.replicated(); rs != nil {
 		n.voters = startVoterReconciler(rs, member, cfg.RaftDeadVoter, logger.With("component", "raft"))
 	}
@@ -323,6 +340,11 @@ func (n *node) stop(logger *slog.Logger) {
 		logger.Error("closing storage", "err", err)
 	}
 	n.debug.stop()
+	ctx, cancel = context.WithTimeout(context.Background(), traceFlushTimeout)
+	if err := n.stopTracing(ctx); err != nil {
+		logger.Warn("flushing traces", "err", err)
+	}
+	cancel()
 }
 
 // drainReplies waits, while the node still serves (new chats get 503),

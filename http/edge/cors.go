@@ -26,7 +26,7 @@ import (
 var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", "X-User-Id", "Last-Event-ID", "X-Session-Id", "Traceparent", "X-Request-Id"}
 
 // corsExposedHeaders are the response headers scripts may read.
-var corsExposedHeaders = []string{HeaderTraceID, "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
+var corsExposedHeaders = []string{HeaderTraceID, "Traceparent", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
 
 var corsMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
 

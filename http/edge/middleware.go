@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parley-chat/parley/actors/tenants"
 )
@@ -51,6 +55,9 @@ func (s *server) withAccessLog(next http.Handler) http.Handler {
 		}
 		elapsed := time.Since(start)
 		s.cfg.Metrics.observeRequest(route, r.Method, rec.status, elapsed)
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			nameSpan(span, r, route, rec.status)
+		}
 		level := slog.LevelInfo
 		info, _ := r.Context().Value(tenantKey{}).(*authInfo)
 		if strings.HasSuffix(route, "z") || route == "/metrics" || (info != nil && info.refused) {
@@ -225,4 +232,17 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// nameSpan gives the request's server span (withTraceID) its route and
+// outcome, known only once the handler ran.
+func nameSpan(span trace.Span, r *http.Request, route string, status int) {
+	span.SetName(methodLabel(r.Method) + " " + route)
+	span.SetAttributes(semconv.HTTPRoute(route), semconv.HTTPResponseStatusCode(status))
+	if t := tenantOf(r.Context()); t != nil {
+		span.SetAttributes(attribute.String("parley.tenant", t.ID))
+	}
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
 }
