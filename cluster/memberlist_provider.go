@@ -201,6 +201,9 @@ func (p *MemberlistProvider) Members() []MemberInfo {
 type MemberInfo struct {
 	Name string `json:"name"`
 	MemberMeta
+	// Placed says whether this node places grains on the member: it is in
+	// the node's Proto.Actor topology (Node.Members sets it).
+	Placed bool `json:"placed"`
 }
 
 func (p *MemberlistProvider) seeds() []string {
@@ -296,7 +299,18 @@ func (p *MemberlistProvider) nodeUp(n *memberlist.Node) {
 		p.hostFailedLocked(old.Remote)
 	}
 	p.mu.Unlock()
-	if !existed || old.ID != m.ID {
+	if !existed && p.cluster.Remote.BlockList().IsBlocked(m.ID) {
+		// Declared failed and back under the same id: it was alive all
+		// along (a pause longer than the suspicion timeout, a partition
+		// that healed) and refuted its death. Proto.Actor blocks a member
+		// that left the topology for good; let this one back in, or it
+		// would serve its own grains outside everyone else's placement.
+		// Its calls that failed meanwhile failed as to a lost host, and
+		// a session's conditional appends keep two activations of it
+		// from overwriting each other while placements settle.
+		p.cluster.Remote.BlockList().Unblock(m.ID)
+		p.logger.Warn("member back after being declared failed", "member", n.Name, "addr", n.Address(), "id", m.ID)
+	} else if !existed || old.ID != m.ID {
 		p.logger.Info("member up", "member", n.Name, "addr", n.Address(), "id", m.ID)
 	}
 	p.signal()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,8 +125,16 @@ func (n *Node) Ready() error {
 	return nil
 }
 
-// Members is the membership as this node's memberlist sees it.
-func (n *Node) Members() []MemberInfo { return n.provider.Members() }
+// Members is the membership as this node's memberlist sees it, each
+// member marked Placed when this node's topology places grains on it.
+func (n *Node) Members() []MemberInfo {
+	members := n.provider.Members()
+	placed := n.TopologyIDs()
+	for i := range members {
+		members[i].Placed = slices.Contains(placed, members[i].ID)
+	}
+	return members
+}
 
 // TopologyIDs are the Proto.Actor member ids in this node's current
 // topology: the members grains are placed on.

@@ -23,8 +23,8 @@ func waitMembers(t *testing.T, nodes []*process, want []string) {
 			if err != nil {
 				return err
 			}
-			if !slices.Equal(r.Members, want) {
-				return fmt.Errorf("%s sees %v, want %v", p.Name, r.Members, want)
+			if !slices.Equal(r.Members, want) || !slices.Equal(r.Placed, want) {
+				return fmt.Errorf("%s sees %v and places grains on %v, want %v", p.Name, r.Members, r.Placed, want)
 			}
 			return nil
 		})
@@ -71,6 +71,46 @@ func TestThreeProcessesSurviveSIGKILLOfOne(t *testing.T) {
 		if !slices.Equal(users, []string{"before", "after"}) {
 			t.Fatalf("session %s via %s holds user messages %v, want [before after]", sid, via.Name, users)
 		}
+	}
+}
+
+// A member frozen for longer than the failure detector waits (a long GC
+// or VM pause, SIGSTOP here) is declared failed; when it wakes it refutes
+// that, and every node places grains on it again and serves through it.
+// Proto.Actor shuts a member that left the topology out for good, so
+// without letting it back in (cluster.MemberlistProvider.nodeUp) the
+// others would never place on it again while it went on serving its own
+// grains outside their placement.
+func TestAMemberPausedPastFailureDetectionIsLetBackIn(t *testing.T) {
+	nodes := replicatedCluster(t)
+	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
+	if err := nodes[2].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := nodes[2].Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer resume() // so that the cleanup can stop it
+	waitMembers(t, nodes[:2], []string{"node1", "node2"})
+	resume()
+	waitMembers(t, nodes, []string{"node1", "node2", "node3"})
+
+	// Every node serves sessions, those the paused node hosts among them:
+	// twelve sessions spread over the three.
+	for i := range 12 {
+		sid := uuid.NewString()
+		testkit.Eventually(t, 20*time.Second, func() error {
+			if res, detail := chatOnce(nodes[i%3], sid, "after the pause", false, "pause-"+sid); res != acked {
+				return fmt.Errorf("chat via %s: %v %s", nodes[i%3].Name, res, detail)
+			}
+			return nil
+		})
 	}
 }
 

@@ -73,15 +73,18 @@ func NewCluster(t testing.TB, n int, opts ...ClusterOption) *Cluster {
 
 // TestConfig is the configuration NewCluster gives node i: free ports on
 // 127.0.0.1 and a failure detector tuned for one machine (a dead node is
-// noticed in about one second).
+// noticed in one to two seconds).
 func TestConfig(i int) cluster.Config {
 	cfg := cluster.DefaultConfig()
 	cfg.ClusterName = "testkit"
 	cfg.NodeName = fmt.Sprintf("node-%d", i)
 	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.RemoteAddr = "127.0.0.1:0"
-	cfg.ProbeInterval = 200 * time.Millisecond
-	cfg.ProbeTimeout = 100 * time.Millisecond
+	cfg.ProbeInterval = 300 * time.Millisecond
+	// A probe timeout and a suspicion long enough that a machine loaded
+	// by parallel test binaries does not evict a live member.
+	cfg.ProbeTimeout = 200 * time.Millisecond
+	cfg.SuspicionMult = 3
 	cfg.GossipInterval = 50 * time.Millisecond
 	cfg.JoinRetryMax = 200 * time.Millisecond
 	return cfg

@@ -15,6 +15,7 @@ import (
 type Readiness struct {
 	Status  string   `json:"status"`
 	Members []string `json:"-"` // names, sorted
+	Placed  []string `json:"-"` // names of the members it places grains on, sorted
 	Voters  []string `json:"voters"`
 }
 
@@ -31,7 +32,10 @@ func (n *Node) Readyz(ctx context.Context) (Readiness, error) {
 	defer resp.Body.Close()
 	var body struct {
 		Readiness
-		Members []struct{ Name string } `json:"members"`
+		Members []struct {
+			Name   string
+			Placed bool
+		} `json:"members"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Readiness{}, fmt.Errorf("%s /readyz: %d", n.Name, resp.StatusCode)
@@ -42,14 +46,18 @@ func (n *Node) Readyz(ctx context.Context) (Readiness, error) {
 	r := body.Readiness
 	for _, m := range body.Members {
 		r.Members = append(r.Members, m.Name)
+		if m.Placed {
+			r.Placed = append(r.Placed, m.Name)
+		}
 	}
 	slices.Sort(r.Members)
+	slices.Sort(r.Placed)
 	slices.Sort(r.Voters)
 	return r, nil
 }
 
 // WaitReady polls every node until it is ready and sees all the
-// cluster's nodes as members and, with the replicated store, as voters
+// cluster's nodes as members, places grains on all of them and, with the replicated store, as voters
 // (the leader adds them within about a second); at most timeout. It fails
 // at once, with the end of its log, when a node exits.
 func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
@@ -68,6 +76,8 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 				return err
 			case !slices.Equal(r.Members, want):
 				return fmt.Errorf("%s sees members %v, want %v", n.Name, r.Members, want)
+			case !slices.Equal(r.Placed, want):
+				return fmt.Errorf("%s places grains on %v, want %v", n.Name, r.Placed, want)
 			case len(r.Voters) > 0 && !slices.Equal(r.Voters, want):
 				return fmt.Errorf("%s lists voters %v, want %v", n.Name, r.Voters, want)
 			}

@@ -31,25 +31,11 @@ func NewMemberList(cluster *Cluster) *MemberList {
 		memberStrategyByKind: make(map[string]MemberStrategy),
 		eventSteam:           cluster.ActorSystem.EventStream,
 	}
-	memberList.eventSteam.Subscribe(func(evt interface{}) {
-		switch t := evt.(type) {
-		case *GossipUpdate:
-			if t.Key != "topology" {
-				break
-			}
-
-			// get blocked members from all other member states
-			// and merge that without own blocked set
-			var topology ClusterTopology
-			if err := t.Value.UnmarshalTo(&topology); err != nil {
-				cluster.Logger().Warn("could not unpack into ClusterTopology proto.Message form Any", slog.Any("error", err))
-
-				break
-			}
-			blocked := topology.Blocked
-			memberList.cluster.Remote.BlockList().Block(blocked...)
-		}
-	})
+	// Parley patch: other members' gossiped block lists are not merged
+	// into this one. Each member learns of failures from the cluster
+	// provider itself, and a merged block could never be lifted: a member
+	// declared failed by mistake (a long pause) that rejoins under the same
+	// id would stay shut out by every node that heard of the block.
 
 	return memberList
 }

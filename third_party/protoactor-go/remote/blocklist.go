@@ -41,6 +41,18 @@ func (bl *BlockList) Block(memberIDs ...string) {
 	bl.blockedMembers = bl.blockedMembers.AddRange(memberIDs...)
 }
 
+// Unblock removes the given memberIDs from the BlockList: a member the
+// cluster provider declared failed by mistake (it was alive, and rejoined
+// under the same id) is let back in. (Parley patch.)
+func (bl *BlockList) Unblock(memberIDs ...string) {
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+
+	for _, id := range memberIDs {
+		bl.blockedMembers = bl.blockedMembers.Remove(id)
+	}
+}
+
 // IsBlocked returns true if the given memberID string has been
 // ever added to the BlockList
 func (bl *BlockList) IsBlocked(memberID string) bool {
