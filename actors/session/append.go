@@ -101,15 +101,6 @@ func checkAppend(req *Append) error {
 }
 
 // remember adds msg to the in-memory tail, keeping at most TailSize.
-func (g *grain) remember(msg persistence.Message) {
-	if g.cfg.TailSize == 0 {
-		return
-	}
-	g.tail = append(g.tail, msg)
-	if extra := len(g.tail) - g.cfg.TailSize; extra > 0 {
-		g.tail = append(g.tail[:0:0], g.tail[extra:]...)
-	}
-}
 
 func toProto(m persistence.Message) *Message {
 	return &Message{

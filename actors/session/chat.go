@@ -61,7 +61,7 @@ func (g *grain) chat(ctx actor.Context, req *Chat) {
 		return
 	}
 	defer g.releaseReply() // when no reply started: a replay, or a failure
-	history := g.turns(g.tail)
+	history := g.turns(g.tail[g.recentFrom():])
 	user, stored, err := g.store(persistence.Message{
 		Role: persistence.RoleUser, Content: req.Content, TokenCount: model.CountTokens(req.Content), IdempotencyKey: req.IdempotencyKey,
 	}, persistence.RoleUser)

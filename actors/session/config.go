@@ -39,9 +39,19 @@ type Config struct {
 	// IdleTimeout passivates a session that received nothing for this
 	// long. Default 5 minutes.
 	IdleTimeout time.Duration
-	// TailSize is how many recent messages an activation keeps in memory
-	// (what a model reply is given as context). Default 20.
+	// TailSize is how many recent messages a model reply is given as
+	// context, and how far back an idempotency key is recognised; an
+	// activation always keeps them in memory. Default 20.
 	TailSize int
+	// HistoryTail is how many of the newest messages an activation keeps
+	// in memory, once a history request has read them, so that the
+	// newest pages of history are served without the store, while their
+	// text stays within HistoryTailBytes (the TailSize newest are kept
+	// whatever their size). Default MaxHistoryLimit+1, so the newest page
+	// of any size and whether an older one exists.
+	HistoryTail int
+	// HistoryTailBytes bounds the text HistoryTail keeps. Default 256 KiB.
+	HistoryTailBytes int
 	// StoreTimeout bounds one storage call. Default 5 s.
 	StoreTimeout time.Duration
 	// FollowBytes bounds the text of a reply in progress a session keeps
@@ -76,17 +86,19 @@ type Config struct {
 // field of a Config takes its value from here.
 func DefaultConfig() Config {
 	return Config{
-		Clock:        clock.Real,
-		Retention:    func(string) Retention { return DefaultRetention },
-		IdleTimeout:  5 * time.Minute,
-		TailSize:     20,
-		StoreTimeout: 5 * time.Second,
-		FollowBytes:  1 << 20,
-		Model:        model.Mock{},
-		Prompt:       func(string) string { return "" },
-		ReplyTimeout: 10 * time.Minute,
-		Replies:      NewReplies(),
-		Logger:       slog.New(slog.DiscardHandler),
+		Clock:            clock.Real,
+		Retention:        func(string) Retention { return DefaultRetention },
+		IdleTimeout:      5 * time.Minute,
+		TailSize:         20,
+		HistoryTail:      MaxHistoryLimit + 1,
+		HistoryTailBytes: 256 << 10,
+		StoreTimeout:     5 * time.Second,
+		FollowBytes:      1 << 20,
+		Model:            model.Mock{},
+		Prompt:           func(string) string { return "" },
+		ReplyTimeout:     10 * time.Minute,
+		Replies:          NewReplies(),
+		Logger:           slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -99,6 +111,8 @@ func (c Config) Validate() error {
 		return errors.New("session config: IdleTimeout is negative")
 	case c.TailSize < 0:
 		return errors.New("session config: TailSize is negative")
+	case c.HistoryTail < 0 || c.HistoryTailBytes < 0:
+		return errors.New("session config: HistoryTail or HistoryTailBytes is negative")
 	case c.FollowBytes < 0:
 		return errors.New("session config: FollowBytes is negative")
 	}

@@ -37,7 +37,15 @@ type grain struct {
 
 	loaded  bool
 	lastSeq uint64                // newest sequence ever appended
-	tail    []persistence.Message // newest last, at most cfg.TailSize
+	tail    []persistence.Message // the newest messages, newest last (tail.go)
+	// tailAll says tail holds every message the store holds for the
+	// session (the oldest included), so any page can come from memory.
+	tailAll   bool
+	tailBytes int // the text tail holds
+	// newest is the newest page as last answered (of newestLimit
+	// messages at most), until the tail changes.
+	newest      *Page
+	newestLimit int
 
 	// live is the reply in progress, its followers and its tokens so far
 	// (follow.go); nil when none.
@@ -136,7 +144,8 @@ func (g *grain) load() error {
 			tail = append(tail, newest[i])
 		}
 	}
-	g.lastSeq, g.tail, g.loaded = meta.LastSeq, tail, true
+	g.lastSeq, g.loaded = meta.LastSeq, true
+	g.setTail(tail, meta.LastSeq == 0 || len(tail) < g.cfg.TailSize)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -26,23 +27,50 @@ func (g *grain) history(ctx actor.Context, req *History) {
 		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: fmt.Sprintf("limit %d is outside 1..%d", req.Limit, MaxHistoryLimit)})
 		return
 	}
-	sctx, cancel := g.storeContext()
-	defer cancel()
 	// One more than asked tells whether an older page exists.
-	msgs, err := g.cfg.Store.Page(sctx, g.key, req.Before, limit+1, g.notBefore())
-	if err != nil {
-		g.fail(ctx, "history", err)
+	if req.Before == 0 && g.newest != nil && g.newestLimit == limit && g.visible(g.newest) {
+		ctx.Respond(g.newest)
 		return
+	}
+	notBefore := g.notBefore()
+	msgs, ok := g.tailPage(req.Before, limit+1, notBefore)
+	if !ok {
+		sctx, cancel := g.storeContext()
+		defer cancel()
+		var err error
+		if msgs, err = g.cfg.Store.Page(sctx, g.key, req.Before, limit+1, notBefore); err != nil {
+			g.fail(ctx, "history", err)
+			return
+		}
+		if req.Before == 0 {
+			g.fillTail(msgs, limit+1)
+		}
 	}
 	page := &Page{}
 	if len(msgs) > limit {
 		msgs = msgs[:limit]
 		page.NextBefore = msgs[limit-1].Seq
 	}
+	page.Messages = make([]*Message, 0, len(msgs))
 	for _, m := range msgs {
 		page.Messages = append(page.Messages, toProto(m))
 	}
+	if ok && req.Before == 0 {
+		// From memory: answered again, as it is, until the tail
+		// changes (a Page is never changed once sent). Its messages
+		// share their text with the tail.
+		g.newest, g.newestLimit = page, limit
+	}
 	ctx.Respond(page)
+}
+
+// visible says whether the oldest message of a page is still one that
+// retention shows (the others are newer).
+func (g *grain) visible(p *Page) bool {
+	if len(p.Messages) == 0 {
+		return true
+	}
+	return !time.Unix(0, p.Messages[len(p.Messages)-1].CreatedAtUnixNano).Before(g.notBefore())
 }
 
 func (g *grain) clear(ctx actor.Context) {
@@ -55,6 +83,7 @@ func (g *grain) clear(ctx actor.Context) {
 		g.fail(ctx, "clear", err)
 		return
 	}
-	g.lastSeq, g.tail = 0, nil
+	g.lastSeq = 0
+	g.setTail(nil, true)
 	ctx.Respond(&Cleared{})
 }

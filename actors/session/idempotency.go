@@ -57,7 +57,7 @@ func (g *grain) findKey(key string, role persistence.Role) int {
 	if key == "" {
 		return -1
 	}
-	for i := len(g.tail) - 1; i >= 0; i-- {
+	for i := len(g.tail) - 1; i >= g.recentFrom(); i-- {
 		if m := g.tail[i]; m.IdempotencyKey == key && (role == "" || m.Role == role) {
 			return i
 		}
@@ -79,7 +79,7 @@ func (g *grain) chatAgain(ctx actor.Context, req *Chat) {
 			return
 		}
 	}
-	g.startReply(ctx, req, user, g.turns(g.tail[:i]))
+	g.startReply(ctx, req, user, g.turns(g.tail[g.recentFrom():i]))
 }
 
 // replay sends a stored reply the way a live one arrives: ChatStarted to

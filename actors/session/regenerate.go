@@ -27,9 +27,9 @@ func (g *grain) regenerate(ctx actor.Context, req *Regenerate) {
 		return
 	}
 	defer g.releaseReply()
-	for i := len(g.tail) - 1; i >= 0; i-- {
+	for i := len(g.tail) - 1; i >= g.recentFrom(); i-- {
 		if g.tail[i].Role == persistence.RoleUser {
-			g.startReply(ctx, &Chat{ReplyAddress: req.ReplyAddress, ReplyId: req.ReplyId, Prompt: req.Prompt}, g.tail[i], g.turns(g.tail[:i]))
+			g.startReply(ctx, &Chat{ReplyAddress: req.ReplyAddress, ReplyId: req.ReplyId, Prompt: req.Prompt}, g.tail[i], g.turns(g.tail[g.recentFrom():i]))
 			return
 		}
 	}
