@@ -27,6 +27,21 @@ const MaxResponseBytes = 8 << 20
 // the reply is cut there and ends with FinishLength.
 const MaxReplyBytes = 1000 << 10
 
+// upstreamTransport is every provider's connection pool: Go's default
+// transport, but keeping up to maxIdlePerUpstream idle connections to one
+// upstream rather than 2, so that a node with more replies than that in
+// flight to one upstream reuses connections instead of dialling one for
+// most calls (and leaving the old one in TIME_WAIT).
+var upstreamTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * maxIdlePerUpstream
+	t.MaxIdleConnsPerHost = maxIdlePerUpstream
+	return t
+}()
+
+// maxIdlePerUpstream bounds the idle connections kept to one upstream.
+const maxIdlePerUpstream = 256
+
 // OpenAI streams replies from one OpenAI-compatible Chat Completions
 // endpoint through the official SDK. It makes one call per Stream, never
 // retrying (Chain does that). Safe for concurrent use.
@@ -48,7 +63,7 @@ func NewOpenAI(cfg Config) (*OpenAI, error) {
 	opts := []option.RequestOption{
 		option.WithBaseURL(cfg.BaseURL),
 		option.WithMaxRetries(0),
-		option.WithHTTPClient(&http.Client{Transport: http.DefaultTransport}),
+		option.WithHTTPClient(&http.Client{Transport: upstreamTransport}),
 		option.WithMiddleware(limitResponse),
 	}
 	if cfg.APIKey != "" {
