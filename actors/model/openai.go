@@ -1,7 +1,9 @@
 package model
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,21 @@ const MaxResponseBytes = 8 << 20
 // the reply is cut there and ends with FinishLength.
 const MaxReplyBytes = 1000 << 10
 
+// upstreamTransport is every provider's connection pool: Go's default
+// transport, but keeping up to maxIdlePerUpstream idle connections to one
+// upstream rather than 2, so that a node with more replies than that in
+// flight to one upstream reuses connections instead of dialling one for
+// most calls (and leaving the old one in TIME_WAIT).
+var upstreamTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * maxIdlePerUpstream
+	t.MaxIdleConnsPerHost = maxIdlePerUpstream
+	return t
+}()
+
+// maxIdlePerUpstream bounds the idle connections kept to one upstream.
+const maxIdlePerUpstream = 256
+
 // OpenAI streams replies from one OpenAI-compatible Chat Completions
 // endpoint through the official SDK. It makes one call per Stream, never
 // retrying (Chain does that). Safe for concurrent use.
@@ -46,7 +63,7 @@ func NewOpenAI(cfg Config) (*OpenAI, error) {
 	opts := []option.RequestOption{
 		option.WithBaseURL(cfg.BaseURL),
 		option.WithMaxRetries(0),
-		option.WithHTTPClient(&http.Client{Transport: http.DefaultTransport}),
+		option.WithHTTPClient(&http.Client{Transport: upstreamTransport}),
 		option.WithMiddleware(limitResponse),
 	}
 	if cfg.APIKey != "" {
@@ -60,19 +77,48 @@ func NewOpenAI(cfg Config) (*OpenAI, error) {
 
 // Stream implements Model: one streamed Chat Completions call. Failures are
 // *UpstreamError.
+//
+// The SDK builds, authenticates and sends the request and frames the SSE
+// (ssestream's Decoder); each event's data is decoded here into chunk,
+// which holds only what a reply needs, rather than into the SDK's
+// ChatCompletionChunk, whose reflective decoder cost more than the rest
+// of the call together.
 func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) error) (Usage, error) {
 	usage := Usage{Model: o.cfg.Name}
-	stream := o.svc.NewStreaming(ctx, o.params(req))
-	defer stream.Close()
-	var upstreamUsage *openai.CompletionUsage
-	size := 0
-	for stream.Next() {
-		chunk := stream.Current()
-		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
-			u := chunk.Usage
-			upstreamUsage = &u
+	var raw *http.Response
+	// New with the raw response as its destination sends what
+	// NewStreaming does (stream: true, the same auth and middleware) and
+	// leaves the body unread.
+	_, err := o.svc.New(ctx, o.params(req), option.WithJSONSet("stream", true), option.WithResponseBodyInto(&raw))
+	if err != nil {
+		if raw != nil && raw.Body != nil {
+			_ = raw.Body.Close()
 		}
-		for _, choice := range chunk.Choices {
+		return o.finish(usage, nil, req), o.upstreamError(ctx, err)
+	}
+	events := ssestream.NewDecoder(raw)
+	if events == nil {
+		return o.finish(usage, nil, req), &UpstreamError{Model: o.cfg.Name, Code: CodeInvalidResponse,
+			Err: errors.New("a response without a body")}
+	}
+	defer events.Close()
+	var (
+		c             chunk
+		upstreamUsage *chunkUsage
+		size          int
+	)
+	for events.Next() {
+		ev := events.Event()
+		if bytes.HasPrefix(ev.Data, doneData) {
+			break
+		}
+		if err := c.decode(ev); err != nil {
+			return o.finish(usage, upstreamUsage, req), o.upstreamError(ctx, err)
+		}
+		if c.Usage != nil && c.Usage.TotalTokens > 0 {
+			upstreamUsage = c.Usage
+		}
+		for _, choice := range c.Choices {
 			if choice.Index != 0 {
 				continue // n is 1; another choice is not ours to show
 			}
@@ -95,16 +141,65 @@ func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) erro
 			}
 		}
 	}
-	if err := stream.Err(); err != nil {
+	if err := events.Err(); err != nil {
 		return o.finish(usage, upstreamUsage, req), o.upstreamError(ctx, err)
 	}
 	if usage.FinishReason == "" {
-		// The body ended (EOF) without a finish_reason: the connection
-		// was cut, not the reply finished.
+		// The body ended (EOF, or [DONE]) without a finish_reason: the
+		// connection was cut, not the reply finished.
 		return o.finish(usage, upstreamUsage, req), &UpstreamError{Model: o.cfg.Name, Code: CodeConnection,
 			Err: errors.New("the stream ended before the reply finished")}
 	}
 	return o.finish(usage, upstreamUsage, req), nil
+}
+
+// doneData is the data of the event that ends a stream.
+var doneData = []byte("[DONE]")
+
+// chunk is what a reply needs of one chat.completion.chunk; every other
+// field is skipped unread. One chunk is reused for every event of a
+// stream.
+type chunk struct {
+	Choices []chunkChoice `json:"choices"`
+	Usage   *chunkUsage   `json:"usage"`
+	// Error is an error object sent in the stream, in place of a chunk.
+	Error json.RawMessage `json:"error"`
+}
+
+type chunkChoice struct {
+	Index int64 `json:"index"`
+	Delta struct {
+		Content string `json:"content"`
+	} `json:"delta"`
+	FinishReason string `json:"finish_reason"`
+}
+
+type chunkUsage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// decode reads ev's data into c, as the SDK's stream would: an error
+// object ends the stream with a *ssestream.StreamError, data that is not
+// JSON or not an object with the decoder's error. A field of another type
+// than expected is left zero, as the SDK's decoder leaves it, rather than
+// failing the reply.
+func (c *chunk) decode(ev ssestream.Event) error {
+	clear(c.Choices)
+	*c = chunk{Choices: c.Choices[:0]}
+	err := json.Unmarshal(ev.Data, c)
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		err = nil // a field's, not the whole data's
+	}
+	if err != nil {
+		return err
+	}
+	if len(c.Error) > 0 {
+		return &ssestream.StreamError{Message: "received error while streaming: " + string(c.Error), Event: ev}
+	}
+	return nil
 }
 
 // params is the request body: the prompt template as the system message,
@@ -148,7 +243,7 @@ func (o *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 // finish sets the usage the upstream reported, or, from a server that
 // sent none (some ignore include_usage, and a cut stream has none), the
 // deltas counted and the mock's estimate of the prompt.
-func (o *OpenAI) finish(u Usage, upstream *openai.CompletionUsage, req Request) Usage {
+func (o *OpenAI) finish(u Usage, upstream *chunkUsage, req Request) Usage {
 	if upstream != nil {
 		u.PromptTokens = int(upstream.PromptTokens)
 		u.CompletionTokens = int(upstream.CompletionTokens)

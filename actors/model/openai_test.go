@@ -317,3 +317,60 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		t.Errorf("the zero config (mock): %v", err)
 	}
 }
+
+// The provider reads only the fields of a chunk it needs: unknown fields
+// and fields of another type than expected are skipped, a chunk of usage
+// alone (no choices) gives the usage, a second choice is not shown, and a
+// chunk that is no object, or an error object in the stream, ends the
+// reply as an invalid response after the tokens before it.
+func TestOpenAIReadsWhatAChunkNeedsOfIt(t *testing.T) {
+	const (
+		role   = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"
+		first  = `data: {"id":"c","choices":[{"index":0,"delta":{"content":"one","refusal":null,"tool_calls":[{"index":0}]},"logprobs":{"content":[]},"finish_reason":null}],"service_tier":"default","obfuscation":"xyz","usage":null}` + "\n\n"
+		second = `data: {"choices":[{"index":1,"delta":{"content":"other"}},{"index":0,"delta":{"content":" two"}}]}` + "\n\n"
+		odd    = `data: {"choices":[{"index":0,"delta":{"content":" three"},"finish_reason":7}],"created":"not a number"}` + "\n\n"
+		finish = `data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}` + "\n\n"
+		usage  = `data: {"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":0}}}` + "\n\n"
+		done   = "data: [DONE]\n\n"
+	)
+	cases := []struct {
+		name   string
+		raw    string
+		tokens string
+		usage  model.Usage
+		code   string // the *UpstreamError's, "" for none
+	}{
+		{"every field", role + first + second + odd + finish + usage + done, "one| two| three",
+			model.Usage{PromptTokens: 11, CompletionTokens: 3, FinishReason: model.FinishLength, Model: "m"}, ""},
+		{"usage before the finish, no [DONE]", role + first + usage + finish, "one",
+			model.Usage{PromptTokens: 11, CompletionTokens: 3, FinishReason: model.FinishLength, Model: "m"}, ""},
+		{"an error object", role + first + `data: {"error":{"message":"overloaded","type":"server_error"}}` + "\n\n" + finish, "one",
+			model.Usage{PromptTokens: 1, CompletionTokens: 1, Model: "m"}, model.CodeInvalidResponse},
+		{"a chunk that is no object", role + first + "data: [1, 2]\n\n" + finish, "one",
+			model.Usage{PromptTokens: 1, CompletionTokens: 1, Model: "m"}, model.CodeInvalidResponse},
+		{"[DONE] before the finish", role + first + done + finish, "one",
+			model.Usage{PromptTokens: 1, CompletionTokens: 1, Model: "m"}, model.CodeConnection},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.NewOpenAI(entry(openaitest.New(t, openaitest.Step{Raw: tc.raw}), "m"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := stream(t, m, model.Request{Message: "hi"})
+			var up *model.UpstreamError
+			switch {
+			case tc.code == "" && r.err != nil:
+				t.Fatalf("err %v", r.err)
+			case tc.code != "" && (!errors.As(r.err, &up) || up.Code != tc.code):
+				t.Fatalf("err %v, want code %s", r.err, tc.code)
+			}
+			if got := strings.Join(r.tokens, "|"); got != tc.tokens {
+				t.Fatalf("tokens %q, want %q", got, tc.tokens)
+			}
+			if r.usage != tc.usage {
+				t.Fatalf("usage %+v, want %+v", r.usage, tc.usage)
+			}
+		})
+	}
+}

@@ -149,11 +149,10 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
 	var ttft time.Duration
-	// One buffer for the whole stream: each event is framed in it and
-	// written with a single Write, no copy per token.
+	// One buffer for the whole stream: events are framed in it and
+	// written with a single Write and Flush, no copy per token.
 	var frame bytes.Buffer
-	send := func(event, id string, data any) bool {
-		frame.Reset()
+	queue := func(event, id string, data any) bool {
 		if id != "" {
 			frame.WriteString("id: " + id + "\n")
 		}
@@ -162,14 +161,58 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 			return false
 		}
 		frame.WriteString("\n")
-		if _, err := w.Write(frame.Bytes()); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+		return true
 	}
+	flush := func() bool {
+		if frame.Len() == 0 {
+			return true
+		}
+		_, err := w.Write(frame.Bytes())
+		frame.Reset()
+		return err == nil && rc.Flush() == nil
+	}
+	send := func(event, id string, data any) bool { return queue(event, id, data) && flush() }
 	fail := func(err error) {
 		if body, ok := s.errorEvent(w, r, err); ok {
 			send("error", "", body)
+		}
+	}
+	// on queues what ev says, and reports whether the stream goes on; the
+	// end (done or error) is written and flushed with the tokens queued
+	// before it.
+	on := func(ev session.Event) bool {
+		switch {
+		case ev.Done != nil:
+			if !from.resumed {
+				s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
+			}
+			send("done", "", doneEvent{
+				MessageID:    ev.Done.Message.ID,
+				Usage:        usage(ev.Done),
+				LatencyMs:    time.Since(start).Milliseconds(),
+				TTFTMs:       ttft.Milliseconds(),
+				TraceID:      traceID,
+				Model:        ev.Done.Model,
+				FinishReason: ev.Done.Message.FinishReason,
+			})
+			return false
+		case ev.Err != nil:
+			if !from.resumed {
+				s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
+			}
+			fail(ev.Err)
+			return false
+		case ev.Index <= from.after:
+			// Seen by the client before it resumed.
+			return true
+		default:
+			if ttft == 0 {
+				ttft = time.Since(start)
+				if !from.resumed {
+					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
+				}
+			}
+			return queue("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text})
 		}
 	}
 	for {
@@ -194,41 +237,40 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 		case ev := <-reply.Events():
 			stall.Reset(s.cfg.StallTimeout)
 			heartbeat.Reset(s.cfg.Heartbeat) // pings only while idle
-			switch {
-			case ev.Done != nil:
-				if !from.resumed {
-					s.cfg.Metrics.replyTokens(tenant, ev.Done.Model, ev.Done.PromptTokens, ev.Done.CompletionTokens)
-				}
-				send("done", "", doneEvent{
-					MessageID:    ev.Done.Message.ID,
-					Usage:        usage(ev.Done),
-					LatencyMs:    time.Since(start).Milliseconds(),
-					TTFTMs:       ttft.Milliseconds(),
-					TraceID:      traceID,
-					Model:        ev.Done.Model,
-					FinishReason: ev.Done.Message.FinishReason,
-				})
-				return
-			case ev.Err != nil:
-				if !from.resumed {
-					s.cfg.Metrics.failedReplyTokens(tenant, ev.Err)
-				}
-				fail(ev.Err)
-				return
-			case ev.Index <= from.after:
-				// Seen by the client before it resumed.
-			default:
-				if ttft == 0 {
-					ttft = time.Since(start)
-					if !from.resumed {
-						s.cfg.Metrics.ttft.Observe(ttft.Seconds())
-					}
-				}
-				if !send("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text}) {
+			// The tokens already waiting behind this one go out with
+			// it, in one write and one flush: a burst costs the client
+			// and the node one wake-up, not one per token. Each event
+			// is still flushed as soon as it has been read.
+			for {
+				if !on(ev) {
 					return
 				}
+				if frame.Len() >= maxBatchBytes {
+					break
+				}
+				next, ok := receiveNow(reply.Events())
+				if !ok {
+					break
+				}
+				ev = next
+			}
+			if !flush() {
+				return
 			}
 		}
+	}
+}
+
+// maxBatchBytes bounds the events streamReply writes at once.
+const maxBatchBytes = 16 << 10
+
+// receiveNow is the event waiting in events, if one is.
+func receiveNow(events <-chan session.Event) (session.Event, bool) {
+	select {
+	case ev := <-events:
+		return ev, true
+	default:
+		return session.Event{}, false
 	}
 }
 

@@ -260,6 +260,61 @@ func TestChatStreamsTokensAsServerSentEvents(t *testing.T) {
 	}
 }
 
+// Tokens already waiting go out in one write, but none waits for a later
+// one: each reaches the client before the model is let to make the next.
+func TestChatStreamSendsEachTokenBeforeTheNextIsMade(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	a.gate.next = make(chan struct{})
+	resp := a.chat(acmeKey, uuid.NewString(), "one at a time", true)
+	defer resp.Body.Close()
+	type read struct {
+		ev  sse.Event
+		err error
+		ok  bool
+	}
+	events := make(chan read)
+	go func() {
+		defer close(events)
+		for ev, err := range sse.Read(resp.Body, nil) {
+			events <- read{ev, err, true}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	want := model.Tokens(model.MockReply(model.Request{Message: "one at a time"}))
+	for i := range 3 {
+		a.gate.next <- struct{}{} // the model may make token i, and no more
+		var r read
+		select {
+		case r = <-events:
+		case <-time.After(10 * time.Second): // a guard against a hang, not a timing
+			t.Fatalf("token %d was made but not sent", i)
+		}
+		var tok struct{ Text string }
+		if !r.ok || r.err != nil || r.ev.Type != "token" || r.ev.LastEventID != fmt.Sprint(i) ||
+			json.Unmarshal([]byte(r.ev.Data), &tok) != nil || tok.Text != want[i] {
+			t.Fatalf("event %d: %+v %v", i, r.ev, r.err)
+		}
+	}
+	close(a.gate.next)
+	var last sse.Event
+	n := 3
+	for r := range events {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.ev.Type == "token" {
+			n++
+		}
+		last = r.ev
+	}
+	if last.Type != "done" || n != len(want) {
+		t.Fatalf("%d tokens, then %q", n, last.Type)
+	}
+}
+
 func TestChatWithoutStreamAnswersJSON(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, nil)
