@@ -162,7 +162,8 @@ var doneData = []byte("[DONE]")
 type chunk struct {
 	Choices []chunkChoice `json:"choices"`
 	Usage   *chunkUsage   `json:"usage"`
-	// Error is an error object sent in the stream, in place of a chunk.
+	// Error is an error object sent in the stream, in place of a chunk
+	// ("null" when a chunk says it has none).
 	Error json.RawMessage `json:"error"`
 }
 
@@ -196,7 +197,7 @@ func (c *chunk) decode(ev ssestream.Event) error {
 	if err != nil {
 		return err
 	}
-	if len(c.Error) > 0 {
+	if len(c.Error) > 0 && string(c.Error) != "null" {
 		return &ssestream.StreamError{Message: "received error while streaming: " + string(c.Error), Event: ev}
 	}
 	return nil

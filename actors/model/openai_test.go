@@ -327,7 +327,7 @@ func TestOpenAIReadsWhatAChunkNeedsOfIt(t *testing.T) {
 	const (
 		role   = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"
 		first  = `data: {"id":"c","choices":[{"index":0,"delta":{"content":"one","refusal":null,"tool_calls":[{"index":0}]},"logprobs":{"content":[]},"finish_reason":null}],"service_tier":"default","obfuscation":"xyz","usage":null}` + "\n\n"
-		second = `data: {"choices":[{"index":1,"delta":{"content":"other"}},{"index":0,"delta":{"content":" two"}}]}` + "\n\n"
+		second = `data: {"choices":[{"index":1,"delta":{"content":"other"}},{"index":0,"delta":{"content":" two"}}],"error":null}` + "\n\n"
 		odd    = `data: {"choices":[{"index":0,"delta":{"content":" three"},"finish_reason":7}],"created":"not a number"}` + "\n\n"
 		finish = `data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}` + "\n\n"
 		usage  = `data: {"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":0}}}` + "\n\n"
