@@ -16,6 +16,9 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/parley-chat/parley/internal/tracing"
 )
 
 // MaxResponseBytes bounds what one upstream call may send, so that no
@@ -64,7 +67,7 @@ func NewOpenAI(cfg Config) (*OpenAI, error) {
 		option.WithBaseURL(cfg.BaseURL),
 		option.WithMaxRetries(0),
 		option.WithHTTPClient(&http.Client{Transport: upstreamTransport}),
-		option.WithMiddleware(limitResponse),
+		option.WithMiddleware(limitResponse, withTraceparent),
 	}
 	if cfg.APIKey != "" {
 		opts = append(opts, option.WithAPIKey(cfg.APIKey))
@@ -331,6 +334,16 @@ func limitResponse(req *http.Request, next option.MiddlewareNext) (*http.Respons
 		resp.Body = &limitedBody{rc: resp.Body, left: MaxResponseBytes}
 	}
 	return resp, err
+}
+
+// withTraceparent sends the reply's span (the session's "model stream",
+// when tracing is on) as the request's W3C traceparent, so an upstream
+// that traces continues the trace.
+func withTraceparent(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	if tracing.Enabled() {
+		tracing.TraceContext.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+	}
+	return next(req)
 }
 
 // limitedBody fails with errTooLarge once more than left bytes are read.

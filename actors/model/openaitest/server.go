@@ -58,7 +58,9 @@ var DefaultTokens = []string{"Hello", " from", " the", " fake", " upstream", "."
 // Request is what the server was sent.
 type Request struct {
 	Authorization string
-	Body          ChatRequest
+	// Traceparent is the W3C trace context the request carried.
+	Traceparent string
+	Body        ChatRequest
 	// Cancelled is closed when the request's context ends (the client
 	// went away or the stream was answered), so a test can see a client
 	// hang up on a hanging step.
@@ -168,7 +170,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	if !s.hooks.Forget {
-		s.requests = append(s.requests, Request{Authorization: r.Header.Get("Authorization"), Body: body, Cancelled: r.Context().Done()})
+		s.requests = append(s.requests, Request{Authorization: r.Header.Get("Authorization"), Traceparent: r.Header.Get("Traceparent"), Body: body, Cancelled: r.Context().Done()})
 	}
 	step, scripted := Step{}, len(s.steps) > 0
 	if scripted {
