@@ -193,7 +193,9 @@ func (g *grain) replyDone(ctx actor.Context, done *replyFinished) {
 		FinishReason: finish}, "")
 	if err != nil {
 		g.cfg.Logger.Error("storing reply", "tenant", g.key.Tenant, "session", g.key.Session, "err", err)
-		g.endLive(&ReplyFailed{Code: grains.CodeUnavailable, Message: "the reply could not be stored"})
+		f := grains.StoreFailure("the reply could not be stored", err)
+		g.endLive(&ReplyFailed{Code: f.Code, Message: f.Message, Quota: f.Quota,
+			Model: done.usage.Model, PromptTokens: int32(done.usage.PromptTokens), CompletionTokens: int32(done.usage.CompletionTokens)})
 		return
 	}
 	if done.err != nil {

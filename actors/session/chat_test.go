@@ -78,3 +78,40 @@ func TestReplyIsStoredEvenIfNobodyListens(t *testing.T) {
 }
 
 var errNotYet = errors.New("reply not stored yet")
+
+// replyOverQuota refuses every assistant message as over the tenant's
+// stored-bytes quota.
+type replyOverQuota struct{ persistence.Store }
+
+func (s replyOverQuota) Append(ctx context.Context, key persistence.SessionKey, expectedLast uint64, msgs []persistence.Message, opts persistence.AppendOptions) (persistence.SessionMeta, error) {
+	if msgs[0].Role == persistence.RoleAssistant {
+		return persistence.SessionMeta{}, &persistence.QuotaError{Quota: persistence.QuotaStoredBytes, Limit: 100, Used: 90}
+	}
+	return s.Store.Append(ctx, key, expectedLast, msgs, opts)
+}
+
+// A reply the tenant's quota has no room for ends as quota_exceeded,
+// naming the quota, not as an unavailable store.
+func TestAReplyPastTheQuotaEndsQuotaExceeded(t *testing.T) {
+	e := newEnv(t, session.DefaultRetention)
+	props, err := session.Props(session.Config{Store: replyOverQuota{e.store}, Clock: e.clock, Logger: testkit.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := testkit.SpawnGrain(t, e.system, props, session.Kind, newIdentity(t, "acme"))
+	listener := testkit.NewProbe(t, e.system)
+	ask[*session.ChatStarted](e, pid, &session.Chat{Content: "hello", ReplyAddress: listener.PID().Address, ReplyId: listener.PID().Id})
+	for {
+		switch m := listener.Expect(5 * time.Second).Message.(type) {
+		case *session.Token:
+			continue
+		case *session.ReplyFailed:
+			if m.Code != grains.CodeQuotaExceeded || m.Quota != persistence.QuotaStoredBytes {
+				t.Fatalf("reply failed %+v, want quota_exceeded naming %s", m, persistence.QuotaStoredBytes)
+			}
+			return
+		default:
+			t.Fatalf("got %T %+v", m, m)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func (e *UpstreamError) Unwrap() error { return ErrUpstreamFailed }
 
 func replyFailed(m *ReplyFailed) error {
 	if m.Code != CodeUpstreamFailed {
-		return grains.Failed(&grains.Failure{Code: m.Code, Message: m.Message})
+		return grains.Failed(&grains.Failure{Code: m.Code, Message: m.Message, Quota: m.Quota})
 	}
 	e := &UpstreamError{Message: m.Message, Model: m.Model, PromptTokens: int(m.PromptTokens), CompletionTokens: int(m.CompletionTokens)}
 	if m.Partial != nil {

@@ -719,8 +719,11 @@ type ReplyFailed struct {
 	Model            string   `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
 	PromptTokens     int32    `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int32    `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// quota names the tenant's quota the reply could not be stored past,
+	// with code "quota_exceeded" (persistence's quota names).
+	Quota         string `protobuf:"bytes,7,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplyFailed) Reset() {
@@ -793,6 +796,13 @@ func (x *ReplyFailed) GetCompletionTokens() int32 {
 		return x.CompletionTokens
 	}
 	return 0
+}
+
+func (x *ReplyFailed) GetQuota() string {
+	if x != nil {
+		return x.Quota
+	}
+	return ""
 }
 
 // Stop ends the reply in progress, if any, and is answered with Stopped at
@@ -1156,14 +1166,15 @@ const file_actors_session_session_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x17.parley.session.MessageR\amessage\x12#\n" +
 	"\rprompt_tokens\x18\x02 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x03 \x01(\x05R\x10completionTokens\x12\x14\n" +
-	"\x05model\x18\x04 \x01(\tR\x05model\"\xd6\x01\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"\xec\x01\n" +
 	"\vReplyFailed\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
 	"\apartial\x18\x03 \x01(\v2\x17.parley.session.MessageR\apartial\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12#\n" +
 	"\rprompt_tokens\x18\x05 \x01(\x05R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokens\"\x06\n" +
+	"\x11completion_tokens\x18\x06 \x01(\x05R\x10completionTokens\x12\x14\n" +
+	"\x05quota\x18\a \x01(\tR\x05quota\"\x06\n" +
 	"\x04Stop\"%\n" +
 	"\aStopped\x12\x1a\n" +
 	"\breplying\x18\x01 \x01(\bR\breplying\"H\n" +
