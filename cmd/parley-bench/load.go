@@ -52,14 +52,21 @@ type load struct {
 	// "done").
 	series []string
 	// do makes request iter of worker, checks its answer and returns one
-	// latency per series, or an error (counted, never recorded).
+	// latency per series, or an error (counted, never recorded), or
+	// errNotMeasured.
 	do func(ctx context.Context, worker, iter int) ([]time.Duration, error)
 }
+
+// errNotMeasured is what do returns for a correct answer of another kind
+// than the phase measures (a request the limit let through, in a phase of
+// refusals): counted in loadResult.other, neither a sample nor an error.
+var errNotMeasured = errors.New("answer of another kind than measured")
 
 // loadResult is what a phase measured.
 type loadResult struct {
 	hists   []*hdrhistogram.Histogram // one per series
 	ok      int64                     // recorded, successful requests
+	other   int64                     // recorded answers of another kind (errNotMeasured)
 	errs    errorCounts
 	elapsed time.Duration // the recorded window
 }
@@ -98,7 +105,7 @@ func (l load) run(ctx context.Context) loadResult {
 			for i := range hists {
 				hists[i] = newHistogram()
 			}
-			var ok int64
+			var ok, other int64
 			for i := 0; ; i++ {
 				iter := i
 				if l.total > 0 {
@@ -114,6 +121,12 @@ func (l load) run(ctx context.Context) loadResult {
 				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 				lats, err := l.do(rctx, w, iter)
 				cancel()
+				if errors.Is(err, errNotMeasured) {
+					if !t0.Before(measureFrom) {
+						other++
+					}
+					continue
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						errs.add(err)
@@ -135,6 +148,7 @@ func (l load) run(ctx context.Context) loadResult {
 				res.hists[s].Merge(hists[s])
 			}
 			res.ok += ok
+			res.other += other
 		})
 	}
 	wg.Wait()
