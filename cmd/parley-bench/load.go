@@ -67,6 +67,7 @@ type loadResult struct {
 	hists   []*hdrhistogram.Histogram // one per series
 	ok      int64                     // recorded, successful requests
 	other   int64                     // recorded answers of another kind (errNotMeasured)
+	sent    int64                     // every request made, warm-up and errors included
 	errs    errorCounts
 	elapsed time.Duration // the recorded window
 }
@@ -95,6 +96,7 @@ func (l load) run(ctx context.Context) loadResult {
 		wg    sync.WaitGroup
 		errs  = newErrorCounts()
 		lastT atomic.Int64 // end of the last recorded request (total mode)
+		sent  atomic.Int64
 	)
 	for i := range res.hists {
 		res.hists[i] = newHistogram()
@@ -121,6 +123,7 @@ func (l load) run(ctx context.Context) loadResult {
 				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 				lats, err := l.do(rctx, w, iter)
 				cancel()
+				sent.Add(1)
 				if errors.Is(err, errNotMeasured) {
 					if !t0.Before(measureFrom) {
 						other++
@@ -153,6 +156,7 @@ func (l load) run(ctx context.Context) loadResult {
 	}
 	wg.Wait()
 	res.errs = errs
+	res.sent = sent.Load()
 	res.elapsed = min(time.Since(measureFrom), end.Sub(measureFrom))
 	if l.total > 0 && lastT.Load() > 0 {
 		res.elapsed = time.Unix(0, lastT.Load()).Sub(start)

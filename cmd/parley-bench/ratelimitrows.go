@@ -114,9 +114,18 @@ func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
 	for _, c := range cases {
 		for _, conc := range []int{1, manyWorkers} {
 			timeoutsBefore, metricErr := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
+			cpuBefore, cpuErr := ns.cpuTime()
 			res := b.limiterLoad(ctx, edges, c, conc)
+			cpuAfter, err := ns.cpuTime()
+			cpuErr = cmp.Or(cpuErr, err)
 			timeoutsAfter, err := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
 			row := latencyRow(c.name, len(edges), conc, res, 0, c.target(conc))
+			// What the nodes spent on a request, whatever the machine's
+			// other work and the load generator cost: steadier than the
+			// throughput on a shared machine.
+			if cpuErr == nil && res.sent > 0 {
+				row.setValue("nodeCPUMicrosPerRequest", float64((cpuAfter-cpuBefore).Microseconds())/float64(res.sent))
+			}
 			if b.floor != nil && ctx.Err() == nil {
 				row.compareWithFloor(b.limiterLoad(ctx, []string{b.floor.URL()}, c, conc))
 			}

@@ -288,7 +288,7 @@ func (r Row) cells() []string {
 
 // floorColumns are those of the table of the limiter rows beside the
 // floor.
-var floorColumns = []string{"measurement", "nodes", "conc", "Parley req/s", "floor req/s", "Parley ÷ floor", "Parley p50", "floor p50", "Parley p99", "floor p99", "p99 Parley ÷ floor"}
+var floorColumns = []string{"measurement", "nodes", "conc", "Parley req/s", "floor req/s", "Parley ÷ floor", "Parley p50", "floor p50", "Parley p99", "floor p99", "p99 Parley ÷ floor", "node CPU per request"}
 
 // floorCells are r's cells in the floor table; false for a row without a
 // floor.
@@ -314,11 +314,15 @@ func (r Row) floorCells() ([]string, bool) {
 		}
 		return "—"
 	}
+	cpu := "—"
+	if v, ok := r.Values["nodeCPUMicrosPerRequest"]; ok {
+		cpu = fmt.Sprintf("%.0f µs", v)
+	}
 	p50 := func(l *Latency) float64 { return l.P50Ms }
 	p99 := func(l *Latency) float64 { return l.P99Ms }
 	return []string{r.Name, fmt.Sprint(r.Nodes), fmt.Sprint(r.Concurrency),
 		perSec(r.Throughput), perSec(r.Floor.Throughput), ratio("floorRatio"),
-		pct(r.Latency, p50), pct(r.Floor.Latency, p50), pct(r.Latency, p99), pct(r.Floor.Latency, p99), ratio("floorP99Ratio")}, true
+		pct(r.Latency, p50), pct(r.Floor.Latency, p50), pct(r.Latency, p99), pct(r.Floor.Latency, p99), ratio("floorP99Ratio"), cpu}, true
 }
 
 // floorTable is the cells of every row with a floor, nil when none has.

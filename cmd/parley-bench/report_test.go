@@ -145,13 +145,13 @@ func TestFloorTableHoldsOnlyRowsWithAFloor(t *testing.T) {
 		{Name: "chat", Nodes: 1, Concurrency: 1, Throughput: 100, Latency: &Latency{P50Ms: 1, P99Ms: 2}},
 		{Name: "refused", Nodes: 1, Concurrency: 32, Throughput: 700, Latency: &Latency{P50Ms: 3, P99Ms: 9},
 			Floor:  &Figures{Count: 1000, Throughput: 1000, Latency: &Latency{P50Ms: 1, P99Ms: 3}},
-			Values: map[string]float64{"floorRatio": 0.7, "floorP99Ratio": 3}},
+			Values: map[string]float64{"floorRatio": 0.7, "floorP99Ratio": 3, "nodeCPUMicrosPerRequest": 61.4}},
 	}}
 	rows := rep.floorTable()
 	if len(rows) != 1 {
 		t.Fatalf("floor table has %d rows, want 1: %v", len(rows), rows)
 	}
-	want := []string{"refused", "1", "32", "700", "1000", "0.70×", "3.00 ms", "1.00 ms", "9.00 ms", "3.00 ms", "3.00×"}
+	want := []string{"refused", "1", "32", "700", "1000", "0.70×", "3.00 ms", "1.00 ms", "9.00 ms", "3.00 ms", "3.00×", "61 µs"}
 	if !slices.Equal(rows[0], want) {
 		t.Errorf("row = %q, want %q", rows[0], want)
 	}
@@ -161,5 +161,21 @@ func TestFloorTableHoldsOnlyRowsWithAFloor(t *testing.T) {
 	}
 	if rep := (Report{Rows: rep.Rows[:1]}); strings.Contains(rep.markdown(), "floor") {
 		t.Error("a report without a floor row shows a floor table")
+	}
+}
+
+func TestStatCPUTimeAddsUserAndSystem(t *testing.T) {
+	// pid, a name with a space and a parenthesis, state, then fields 4
+	// to 13, then utime 250 and stime 120 ticks.
+	stat := "4242 (parley (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 120 0 0 20 0 12 0\n"
+	got, err := statCPUTime(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3700 * time.Millisecond; got != want {
+		t.Errorf("statCPUTime = %s, want %s", got, want)
+	}
+	if _, err := statCPUTime("4242 (parley) S 1 2"); err == nil {
+		t.Error("a short stat line was read")
 	}
 }
