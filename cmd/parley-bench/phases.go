@@ -57,6 +57,16 @@ var (
 	quickTimings = timings{warmup: 300 * time.Millisecond, one: time.Second, many: 1500 * time.Millisecond, historySessions: 8}
 )
 
+// floor is the phase lengths of a limiter row's run on the floor: half
+// of the node's, at most, after a warm-up of 300 ms. The floor holds no
+// state worth warming (a token bucket per key) and its figures settle
+// fast, and the six runs on it must not push make bench past 5 minutes.
+func (t timings) floor() timings {
+	t.warmup = min(t.warmup, 300*time.Millisecond)
+	t.one, t.many = t.one/2, t.many/2
+	return t
+}
+
 func (t timings) window(conc int) time.Duration {
 	if conc == 1 {
 		return t.one

@@ -115,7 +115,7 @@ func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
 		for _, conc := range []int{1, manyWorkers} {
 			timeoutsBefore, metricErr := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
 			cpuBefore, cpuErr := ns.cpuTime()
-			res := b.limiterLoad(ctx, edges, c, conc)
+			res := b.limiterLoad(ctx, edges, c, conc, b.t)
 			cpuAfter, err := ns.cpuTime()
 			cpuErr = cmp.Or(cpuErr, err)
 			timeoutsAfter, err := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
@@ -127,7 +127,7 @@ func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
 				row.setValue("nodeCPUMicrosPerRequest", float64((cpuAfter-cpuBefore).Microseconds())/float64(res.sent))
 			}
 			if b.floor != nil && ctx.Err() == nil {
-				row.compareWithFloor(b.limiterLoad(ctx, []string{b.floor.URL()}, c, conc))
+				row.compareWithFloor(b.limiterLoad(ctx, []string{b.floor.URL()}, c, conc, b.t.floor()))
 			}
 			if res.other > 0 {
 				row.Result += "; " + plural(res.other, "request") + " let through by the window, not measured"
@@ -147,11 +147,11 @@ func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
 }
 
 // limiterLoad runs case c at concurrency conc over edges, each worker on
-// a session of its own.
-func (b *bench) limiterLoad(ctx context.Context, edges []string, c limiterCase, conc int) loadResult {
+// a session of its own, with the phase lengths of t.
+func (b *bench) limiterLoad(ctx context.Context, edges []string, c limiterCase, conc int, t timings) loadResult {
 	sessions := newSessions(conc, 1)
 	return load{
-		conc: conc, warmup: b.t.warmup, measure: b.t.window(conc), series: []string{"check"},
+		conc: conc, warmup: t.warmup, measure: t.window(conc), series: []string{"check"},
 		do: func(ctx context.Context, w, i int) ([]time.Duration, error) {
 			start := time.Now()
 			err := c.do(ctx, edges[(w+i)%len(edges)], sessions[w][0], w, i)
