@@ -218,6 +218,30 @@ func (c *client) history(ctx context.Context, edge, sessionID string, limit int,
 	return page.Messages, resp.Header, nil
 }
 
+// historyStatus GETs …/history?limit=1 with key as the API key and
+// userID as X-User-Id, and returns the status, the headers and, for an
+// error, the body's code; only a failed exchange is an error.
+func (c *client) historyStatus(ctx context.Context, edge, key, sessionID, userID string) (int, http.Header, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, edge+"/chat/"+sessionID+"/history?limit=1", nil)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-User-Id", userID)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code string }
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
+		return 0, nil, "", fmt.Errorf("HTTP %d body: %w", resp.StatusCode, err)
+	}
+	return resp.StatusCode, resp.Header, body.Error.Code, nil
+}
+
 // checkStored reads the session's newest message and compares it with the
 // reply the client received: the reply is complete only if it was stored
 // as received.

@@ -52,14 +52,22 @@ type load struct {
 	// "done").
 	series []string
 	// do makes request iter of worker, checks its answer and returns one
-	// latency per series, or an error (counted, never recorded).
+	// latency per series, or an error (counted, never recorded), or
+	// errNotMeasured.
 	do func(ctx context.Context, worker, iter int) ([]time.Duration, error)
 }
+
+// errNotMeasured is what do returns for a correct answer of another kind
+// than the phase measures (a request the limit let through, in a phase of
+// refusals): counted in loadResult.other, neither a sample nor an error.
+var errNotMeasured = errors.New("answer of another kind than measured")
 
 // loadResult is what a phase measured.
 type loadResult struct {
 	hists   []*hdrhistogram.Histogram // one per series
 	ok      int64                     // recorded, successful requests
+	other   int64                     // recorded answers of another kind (errNotMeasured)
+	sent    int64                     // every request made, warm-up and errors included
 	errs    errorCounts
 	elapsed time.Duration // the recorded window
 }
@@ -88,6 +96,7 @@ func (l load) run(ctx context.Context) loadResult {
 		wg    sync.WaitGroup
 		errs  = newErrorCounts()
 		lastT atomic.Int64 // end of the last recorded request (total mode)
+		sent  atomic.Int64
 	)
 	for i := range res.hists {
 		res.hists[i] = newHistogram()
@@ -98,7 +107,7 @@ func (l load) run(ctx context.Context) loadResult {
 			for i := range hists {
 				hists[i] = newHistogram()
 			}
-			var ok int64
+			var ok, other int64
 			for i := 0; ; i++ {
 				iter := i
 				if l.total > 0 {
@@ -114,6 +123,13 @@ func (l load) run(ctx context.Context) loadResult {
 				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 				lats, err := l.do(rctx, w, iter)
 				cancel()
+				sent.Add(1)
+				if errors.Is(err, errNotMeasured) {
+					if !t0.Before(measureFrom) {
+						other++
+					}
+					continue
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						errs.add(err)
@@ -135,10 +151,12 @@ func (l load) run(ctx context.Context) loadResult {
 				res.hists[s].Merge(hists[s])
 			}
 			res.ok += ok
+			res.other += other
 		})
 	}
 	wg.Wait()
 	res.errs = errs
+	res.sent = sent.Load()
 	res.elapsed = min(time.Since(measureFrom), end.Sub(measureFrom))
 	if l.total > 0 && lastT.Load() > 0 {
 		res.elapsed = time.Unix(0, lastT.Load()).Sub(start)

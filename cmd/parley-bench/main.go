@@ -2,7 +2,7 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--only flood|limiter-memory|openai] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--only flood|limiter|limiter-memory|openai] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
 // itself on 127.0.0.1 with the mock model at 0 ms per token (and, for the
@@ -55,7 +55,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
-	fs.StringVar(&o.only, "only", "", "run only these rows, on one node: flood (the rate-limit flood), limiter-memory (100,000 rate-limit keys) or openai (the openai provider's rows, and the mock stream:true rows they are compared with)")
+	fs.StringVar(&o.only, "only", "", "run only these rows, on one node: flood (the rate-limit flood), limiter (the rate-limit rows, each beside the floor), limiter-memory (100,000 rate-limit keys) or openai (the openai provider's rows, and the mock stream:true rows they are compared with)")
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
@@ -111,9 +111,12 @@ func run(args []string) int {
 	return 0
 }
 
-// rowsProvider is the --only value that runs the openai provider's rows
-// alone.
-const rowsProvider = "openai"
+// The --only values of row groups: the openai provider's rows, and the
+// limiter rows with the floor.
+const (
+	rowsProvider = "openai"
+	rowsLimiter  = "limiter"
+)
 
 // bench is one run: where its files are, the clients, what it measured.
 type bench struct {
@@ -127,8 +130,14 @@ type bench struct {
 	upstream *upstream
 	// floodKey is the API key of the "flood" tenant (flood.go).
 	floodKey string
-	rows     []Row
-	skipped  []string
+	// refusedKey is the API key of the "refused" tenant, whose limit the
+	// refused rows find spent (ratelimitrows.go).
+	refusedKey string
+	// floor is the in-process reference the limiter rows are compared
+	// with (floor.go).
+	floor   *floor
+	rows    []Row
+	skipped []string
 	// stopped is closed on Ctrl-C or the timeout: a row measured after it
 	// is cut short and dropped.
 	stopped <-chan struct{}
@@ -171,6 +180,10 @@ func measure(ctx context.Context, o options) (Report, error) {
 		return Report{}, err
 	}
 	b.client = &client{http: newHTTPClient(), key: key}
+	if b.floor, err = startFloor(b.tenants); err != nil {
+		return Report{}, fmt.Errorf("the floor: %w", err)
+	}
+	defer b.floor.Close()
 	b.provider = &client{http: b.client.http, key: providerKey}
 
 	// phases run in order until one is interrupted: a phase cut short
@@ -274,6 +287,10 @@ func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, m
 	phase, ok := map[string]func(context.Context) error{
 		"flood":          func(ctx context.Context) error { return b.onNodes(ctx, 1, func(ns *nodes) { b.floodPhase(ctx, ns) }) },
 		"limiter-memory": func(ctx context.Context) error { b.limiterMemoryPhase(ctx); return nil },
+		// The limiter rows and the floor they are compared with.
+		rowsLimiter: func(ctx context.Context) error {
+			return b.onNodes(ctx, 1, func(ns *nodes) { b.rateLimitPhases(ctx, ns) })
+		},
 		// The provider's rows, and the mock stream:true rows they are
 		// compared with, on the same node, each provider phase right
 		// after the mock phase of its concurrency: on a shared machine
@@ -289,7 +306,7 @@ func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, m
 		},
 	}[o.only]
 	if !ok {
-		return Report{}, fmt.Errorf("--only %q: want flood, limiter-memory or openai", o.only)
+		return Report{}, fmt.Errorf("--only %q: want flood, limiter, limiter-memory or openai", o.only)
 	}
 	if err := phase(ctx); err != nil {
 		return Report{}, err
@@ -402,6 +419,9 @@ func (b *bench) writeTenants(upstreamURL string) (key, providerKey string, err e
 	if b.floodKey, err = newKey(); err != nil {
 		return "", "", err
 	}
+	if b.refusedKey, err = newKey(); err != nil {
+		return "", "", err
+	}
 	const limit = 100_000_000
 	tenant := func(id, key string, perMinute int) map[string]any {
 		return map[string]any{
@@ -415,7 +435,8 @@ func (b *bench) writeTenants(upstreamURL string) (key, providerKey string, err e
 	}
 	provider := tenant(providerTenant, providerKey, limit)
 	provider["model"] = map[string]any{"provider": "openai", "baseURL": upstreamURL, "name": providerModel}
-	file := map[string]any{"tenants": []any{tenant("bench", key, limit), provider, tenant("flood", b.floodKey, floodPerMinute)}}
+	file := map[string]any{"tenants": []any{tenant("bench", key, limit), provider, tenant("flood", b.floodKey, floodPerMinute),
+		tenant("refused", b.refusedKey, refusedPerMinute)}}
 	body, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
 		return "", "", err

@@ -89,3 +89,54 @@ func rssBytes(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
+
+// clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
+// 100 on Linux).
+const clockTicks = 100
+
+// cpuTime is the CPU time process pid has used, user and system, from
+// /proc/<pid>/stat (to 10 ms).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	t, err := statCPUTime(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return t, nil
+}
+
+// statCPUTime reads utime + stime from the text of a /proc/<pid>/stat.
+func statCPUTime(stat string) (time.Duration, error) {
+	// The command name, field 2, is in parentheses and may hold spaces
+	// and parentheses; utime and stime are fields 14 and 15, the 12th and
+	// 13th after it.
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%d fields after the name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// cpuTime is the CPU time every node of ns has used.
+func (ns *nodes) cpuTime() (time.Duration, error) {
+	var total time.Duration
+	for _, p := range ns.Nodes {
+		t, err := cpuTime(p.Pid())
+		if err != nil {
+			return 0, err
+		}
+		total += t
+	}
+	return total, nil
+}

@@ -57,6 +57,16 @@ var (
 	quickTimings = timings{warmup: 300 * time.Millisecond, one: time.Second, many: 1500 * time.Millisecond, historySessions: 8}
 )
 
+// floor is the phase lengths of a limiter row's run on the floor: half
+// of the node's, at most, after a warm-up of 300 ms. The floor holds no
+// state worth warming (a token bucket per key) and its figures settle
+// fast, and the six runs on it must not push make bench past 5 minutes.
+func (t timings) floor() timings {
+	t.warmup = min(t.warmup, 300*time.Millisecond)
+	t.one, t.many = t.one/2, t.many/2
+	return t
+}
+
 func (t timings) window(conc int) time.Duration {
 	if conc == 1 {
 		return t.one
@@ -165,71 +175,6 @@ func sum(vs []float64) float64 {
 		t += v
 	}
 	return t
-}
-
-// rateLimitPhases time the request whose rate-limit check is measured: an
-// authenticated GET of an empty session's history, with X-User-Id varied
-// per request (many keys: a new user limiter each time) or fixed (one hot
-// key), at concurrency 1 and 32. Every response must carry
-// X-RateLimit-Limit; a node without a limiter gives "n/a" rows.
-func (b *bench) rateLimitPhases(ctx context.Context, ns *nodes) {
-	edges := ns.URLs()
-	names := []string{"rate-limit check, many keys", "rate-limit check, one hot key"}
-	_, h, err := b.client.history(ctx, edges[0], uuid.NewString(), 1, "probe")
-	if err != nil || h.Get("X-RateLimit-Limit") == "" {
-		result := "n/a: rate limiter not wired"
-		if err != nil {
-			result = "FAIL (probe: " + errorKind(err) + ")"
-		}
-		for _, name := range names {
-			for _, conc := range []int{1, manyWorkers} {
-				b.add(secRateLimit, Row{Name: name, Nodes: len(edges), Concurrency: conc, Target: rateLimitTarget, Result: result})
-			}
-		}
-		return
-	}
-	for hot, name := range names {
-		for _, conc := range []int{1, manyWorkers} {
-			sessions := newSessions(conc, 1)
-			timeoutsBefore, metricErr := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
-			res := load{
-				conc: conc, warmup: b.t.warmup, measure: b.t.window(conc), series: []string{"check"},
-				do: func(ctx context.Context, w, i int) ([]time.Duration, error) {
-					user := "hot-user"
-					if hot == 0 {
-						user = fmt.Sprintf("user-%d-%d", w, i)
-					}
-					start := time.Now()
-					msgs, h, err := b.client.history(ctx, edges[(w+i)%len(edges)], sessions[w][0], 1, user)
-					d := time.Since(start)
-					switch {
-					case err != nil:
-						return nil, err
-					case h.Get("X-RateLimit-Limit") == "":
-						// Limit 0: no scope's limiter answered within the
-						// limiter's timeout, and the open policy let the
-						// request through unchecked.
-						return nil, errors.New("no X-RateLimit-Limit header: no limiter answered in time (failed open)")
-					case len(msgs) != 0:
-						return nil, errors.New("empty session has messages")
-					}
-					return []time.Duration{d}, nil
-				},
-			}.run(ctx)
-			row := latencyRow(name, len(edges), conc, res, 0, rateLimitTarget)
-			// A scope whose limiter does not answer within the limiter's
-			// timeout is let through (open policy); the client sees it
-			// only when every scope timed out, the node counts each.
-			timeoutsAfter, err := b.client.metricByEdge(ctx, edges, unavailableMetric, "")
-			if err = cmp.Or(metricErr, err); err != nil {
-				row.Result += "; " + unavailableMetric + ": " + errorKind(err)
-			} else if n := sum(timeoutsAfter) - sum(timeoutsBefore); n > 0 {
-				row.Result += "; " + plural(int64(n), "scope check") + " timed out and failed open"
-				row.Values = map[string]float64{"scopeChecksTimedOut": n}
-			}
-			b.add(secRateLimit, row)
-		}
-	}
 }
 
 // historyPhases seed sessions with 100 messages each (50 stream:false

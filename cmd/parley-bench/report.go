@@ -37,6 +37,10 @@ type Row struct {
 	Values map[string]float64 `json:"values,omitempty"`
 	// Benchmark is the package and name of a micro-benchmark row.
 	Benchmark string `json:"benchmark,omitempty"`
+	// Floor is the same load's figures on the floor (floor.go), for a
+	// limiter row; Values then hold Parley ÷ floor as floorRatio (req/s)
+	// and floorP99Ratio (p99).
+	Floor *Figures `json:"floor,omitempty"`
 
 	section section // where the row goes in the table
 }
@@ -53,6 +57,14 @@ const (
 	secStreams
 	secMicro
 )
+
+// Figures are what one load measured on the floor.
+type Figures struct {
+	Count      int64    `json:"count"`
+	Errors     int64    `json:"errors"`
+	Latency    *Latency `json:"latency,omitempty"`
+	Throughput float64  `json:"throughputPerSec,omitempty"`
+}
 
 // Latency is a row's percentiles in milliseconds, from an HDR histogram.
 type Latency struct {
@@ -72,6 +84,10 @@ type Target struct {
 	// measured on the same nodes, that the row must reach; the row's
 	// Values hold the ratio as mockRatio.
 	MinMockRatio float64 `json:"minMockRatio,omitempty"`
+	// MinFloorRatio is the least share of the floor's requests per second,
+	// under the same load in the same run, that the row must reach; the
+	// row's Values hold the ratio as floorRatio.
+	MinFloorRatio float64 `json:"minFloorRatio,omitempty"`
 }
 
 // The seed's targets.
@@ -97,6 +113,9 @@ func (t *Target) String() string {
 	}
 	if t.MinMockRatio > 0 {
 		parts = append(parts, fmt.Sprintf("≥%g× mock req/s", t.MinMockRatio))
+	}
+	if t.MinFloorRatio > 0 {
+		parts = append(parts, fmt.Sprintf("≥%g× floor req/s", t.MinFloorRatio))
 	}
 	return strings.Join(parts, " ")
 }
@@ -165,11 +184,47 @@ func (r *Row) judge() {
 			why = append(why, fmt.Sprintf("%.2f× mock req/s", ratio))
 		}
 	}
+	if r.Target.MinFloorRatio > 0 {
+		switch ratio, ok := r.Values["floorRatio"]; {
+		case !ok:
+			why = append(why, "no floor to compare with")
+		case ratio < r.Target.MinFloorRatio:
+			why = append(why, fmt.Sprintf("%.2f× floor req/s", ratio))
+		}
+	}
 	if why == nil {
 		r.Result = "PASS"
 		return
 	}
 	r.Result = "FAIL (" + strings.Join(why, ", ") + ")"
+}
+
+// setValue sets one of the row's Values.
+func (r *Row) setValue(name string, v float64) {
+	if r.Values == nil {
+		r.Values = map[string]float64{}
+	}
+	r.Values[name] = v
+}
+
+// compareWithFloor puts beside the row what the same load measured on the
+// floor, judges the row again (a target may be a share of the floor's)
+// and adds Parley ÷ floor to its result.
+func (r *Row) compareWithFloor(f loadResult) {
+	r.Floor = &Figures{Count: f.ok, Errors: f.errs.total(), Latency: latencyOf(f.hists[0]), Throughput: f.throughput()}
+	if r.Floor.Throughput > 0 {
+		r.setValue("floorRatio", r.Throughput/r.Floor.Throughput)
+	}
+	if r.Latency != nil && r.Floor.Latency != nil && r.Floor.Latency.P99Ms > 0 {
+		r.setValue("floorP99Ratio", r.Latency.P99Ms/r.Floor.Latency.P99Ms)
+	}
+	r.judge()
+	if ratio, ok := r.Values["floorRatio"]; ok {
+		r.Result += fmt.Sprintf("; %.2f× the floor's req/s", ratio)
+	}
+	if r.Floor.Errors > 0 {
+		r.Result += "; floor: " + plural(r.Floor.Errors, "error")
+	}
 }
 
 // failed reports a row that missed its target.
@@ -231,14 +286,80 @@ func (r Row) cells() []string {
 	return c
 }
 
-// writeText prints the table for a terminal, then each row's errors.
-// Text columns are left-aligned, numbers right-aligned.
+// floorColumns are those of the table of the limiter rows beside the
+// floor.
+var floorColumns = []string{"measurement", "nodes", "conc", "Parley req/s", "floor req/s", "Parley ÷ floor", "Parley p50", "floor p50", "Parley p99", "floor p99", "p99 Parley ÷ floor", "node CPU per request"}
+
+// floorCells are r's cells in the floor table; false for a row without a
+// floor.
+func (r Row) floorCells() ([]string, bool) {
+	if r.Floor == nil {
+		return nil, false
+	}
+	perSec := func(v float64) string {
+		if v <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
+	pct := func(l *Latency, p func(*Latency) float64) string {
+		if l == nil {
+			return "—"
+		}
+		return fmtMs(p(l))
+	}
+	ratio := func(name string) string {
+		if v, ok := r.Values[name]; ok {
+			return fmt.Sprintf("%.2f×", v)
+		}
+		return "—"
+	}
+	cpu := "—"
+	if v, ok := r.Values["nodeCPUMicrosPerRequest"]; ok {
+		cpu = fmt.Sprintf("%.0f µs", v)
+	}
+	p50 := func(l *Latency) float64 { return l.P50Ms }
+	p99 := func(l *Latency) float64 { return l.P99Ms }
+	return []string{r.Name, fmt.Sprint(r.Nodes), fmt.Sprint(r.Concurrency),
+		perSec(r.Throughput), perSec(r.Floor.Throughput), ratio("floorRatio"),
+		pct(r.Latency, p50), pct(r.Floor.Latency, p50), pct(r.Latency, p99), pct(r.Floor.Latency, p99), ratio("floorP99Ratio"), cpu}, true
+}
+
+// floorTable is the cells of every row with a floor, nil when none has.
+func (rep Report) floorTable() [][]string {
+	var out [][]string
+	for _, r := range rep.Rows {
+		if cells, ok := r.floorCells(); ok {
+			out = append(out, cells)
+		}
+	}
+	return out
+}
+
+// writeText prints the table for a terminal, then each row's errors, then
+// the limiter rows beside the floor.
 func (rep Report) writeText(w io.Writer) {
 	table := [][]string{columns}
 	for _, r := range rep.Rows {
 		table = append(table, r.cells())
 	}
-	width := make([]int, len(columns))
+	// The last two columns (target, result) are text.
+	writeAligned(w, table, func(i, n int) bool { return i == 0 || i >= n-2 })
+	rep.writeErrors(w, "")
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "skipped: %s\n", s)
+	}
+	if rows := rep.floorTable(); rows != nil {
+		fmt.Fprintln(w, "\nThe limiter rows beside the floor (the same load on an in-process server deciding with x/time/rate):")
+		writeAligned(w, append([][]string{floorColumns}, rows...), func(i, _ int) bool { return i == 0 })
+	}
+	fmt.Fprintf(w, "\n%s.\n", rep.verdict())
+}
+
+// writeAligned prints table with its columns padded to one width each:
+// left-aligned where left says so, right-aligned (numbers) elsewhere.
+func writeAligned(w io.Writer, table [][]string, left func(i, n int) bool) {
+	width := make([]int, len(table[0]))
 	for _, cells := range table {
 		for i, c := range cells {
 			width[i] = max(width[i], utf8.RuneCountInString(c))
@@ -248,21 +369,15 @@ func (rep Report) writeText(w io.Writer) {
 		var line strings.Builder
 		for i, c := range cells {
 			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
-			switch i {
-			case 0, len(cells) - 2, len(cells) - 1:
+			if left(i, len(cells)) {
 				line.WriteString(c + pad)
-			default:
+			} else {
 				line.WriteString(pad + c)
 			}
 			line.WriteString("  ")
 		}
 		fmt.Fprintln(w, strings.TrimRight(line.String(), " "))
 	}
-	rep.writeErrors(w, "")
-	for _, s := range rep.Skipped {
-		fmt.Fprintf(w, "skipped: %s\n", s)
-	}
-	fmt.Fprintf(w, "\n%s.\n", rep.verdict())
 }
 
 // writeErrors lists every row's errors by kind.
@@ -296,14 +411,14 @@ func (rep Report) markdown() string {
 	}
 	fmt.Fprintf(&b, "Measured %s by %s in %.0f s, on %s.\n\n", rep.Date.UTC().Format("2006-01-02 15:04 MST"), mode, rep.DurationSeconds, rep.Machine)
 	fmt.Fprintf(&b, "**%s.**\n\n", rep.verdict())
-	b.WriteString("| " + strings.Join(columns, " | ") + " |\n")
-	b.WriteString("|" + strings.Repeat(" --- |", len(columns)) + "\n")
+	var rows [][]string
 	for _, r := range rep.Rows {
-		cells := r.cells()
-		for i, c := range cells {
-			cells[i] = strings.ReplaceAll(c, "|", `\|`)
-		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+		rows = append(rows, r.cells())
+	}
+	writeMarkdownTable(&b, columns, rows)
+	if floorRows := rep.floorTable(); floorRows != nil {
+		b.WriteString("\nThe limiter rows beside the floor, the same load on an in-process server deciding with `x/time/rate` (see \"The floor\" above):\n\n")
+		writeMarkdownTable(&b, floorColumns, floorRows)
 	}
 	var errs strings.Builder
 	rep.writeErrors(&errs, "- ")
@@ -314,6 +429,19 @@ func (rep Report) markdown() string {
 		fmt.Fprintf(&b, "\nSkipped: %s\n", s)
 	}
 	return b.String()
+}
+
+// writeMarkdownTable writes a Markdown table of header and rows.
+func writeMarkdownTable(b *strings.Builder, header []string, rows [][]string) {
+	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
+	b.WriteString("|" + strings.Repeat(" --- |", len(header)) + "\n")
+	for _, cells := range rows {
+		escaped := make([]string, len(cells))
+		for i, c := range cells {
+			escaped[i] = strings.ReplaceAll(c, "|", `\|`)
+		}
+		b.WriteString("| " + strings.Join(escaped, " | ") + " |\n")
+	}
 }
 
 // Markers of the generated part of docs/benchmarks.md; the prose around

@@ -138,7 +138,7 @@ func (s *server) answerFor(w http.ResponseWriter, r *http.Request, err error) *r
 		s.cfg.Logger.Error("rate limiter", "err", err, "traceId", w.Header().Get(HeaderTraceID))
 		return unavailable(errLimiterUnavailable.Error())
 	case errors.As(err, &limited):
-		return &requestError{status: http.StatusTooManyRequests, code: CodeRateLimited, message: limited.Error(), retryAfter: max(limited.retryAfter, time.Second)}
+		return rateLimitedAnswer(limited)
 	case errors.Is(err, errStalled), errors.Is(err, errHostLost), errors.Is(err, errDraining):
 		return unavailable(err.Error())
 	case errors.Is(err, errSlowConsumer):

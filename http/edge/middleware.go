@@ -217,17 +217,7 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 			s.cfg.Logger.Warn("rate limiter unavailable; tenant policy applied", "tenant", tenantOf(r.Context()).ID,
 				"scopes", d.Unavailable, "allowed", d.Allowed, "traceId", w.Header().Get(HeaderTraceID))
 		}
-		// Limit 0: no limiter answered (open policy); nothing is known,
-		// so no headers rather than wrong ones.
-		if d.Limit > 0 {
-			h := w.Header()
-			h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
-			h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
-			h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
-		}
-		if !d.Allowed {
-			refuseBeforeBody(w, r)
-			s.writeErr(w, r, &rateLimited{scope: d.Scope, retryAfter: d.RetryAfter})
+		if !WriteRateLimitAnswer(w, r, d) {
 			return
 		}
 		next.ServeHTTP(w, r)
