@@ -135,6 +135,8 @@ func writeUntil(t testing.TB, s *Store, key persistence.SessionKey, stop <-chan 
 				continue
 			}
 			if meta.LastSeq == seq {
+				ids[seq] = id // stored, though its answer was lost
+				acked.Store(seq)
 				break
 			}
 			if meta.LastSeq != seq-1 {

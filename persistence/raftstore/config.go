@@ -97,14 +97,16 @@ func DefaultConfig() Config {
 	}
 }
 
-// LocalConfig returns settings for members on one machine (tests, `make
-// cluster`): DefaultConfig with timings short enough that a new leader is
-// elected within a few hundred milliseconds of a member's death.
+// LocalConfig returns settings for members in one process (the tests):
+// DefaultConfig with timings short enough that a new leader is elected
+// within about a second of a member's death, and long enough that a
+// machine loaded by test binaries running in parallel does not depose a
+// live leader (a 100 ms lease did, and writes failed with ErrNoQuorum).
 func LocalConfig() Config {
 	c := DefaultConfig()
-	c.HeartbeatTimeout = 200 * time.Millisecond
-	c.ElectionTimeout = 200 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	return c
 }
