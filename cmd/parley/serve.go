@@ -236,6 +236,8 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		_ = member.Shutdown(ctx)
 	})
 
+	metrics.WatchGrains([]string{session.Kind, cache.Kind, ratelimit.Kind}, member.ActiveGrains)
+
 	limiter, err := ratelimit.NewLimiter(member, ratelimit.LimiterConfig{Observer: metrics, Logger: logger.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
