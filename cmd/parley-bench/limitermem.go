@@ -91,12 +91,18 @@ func (b *bench) limiterMemoryPhase(ctx context.Context) {
 			return []time.Duration{time.Since(start)}, err
 		}
 	}
-	type sample struct{ rss, heap, disk, active float64 }
+	type sample struct{ rss, file, heap, disk, active float64 }
 	measure := func(stage string) (sample, error) {
 		if err := forceGC(ctx, debugAddr, filepath.Join(b.dir, "limiter-memory-heap-"+stage+".pb.gz")); err != nil {
 			return sample{}, err
 		}
 		rss, err := rssBytes(p.Pid())
+		if err != nil {
+			return sample{}, err
+		}
+		// The file-backed part: pages of Badger's memory-mapped
+		// memtables, tables and value logs.
+		file, err := statusBytes(p.Pid(), "RssFile")
 		if err != nil {
 			return sample{}, err
 		}
@@ -109,7 +115,7 @@ func (b *bench) limiterMemoryPhase(ctx context.Context) {
 			return sample{}, err
 		}
 		disk, err := dirBytes(filepath.Join(p.DataDir(), "ratelimit"))
-		return sample{rss: float64(rss), heap: heap, disk: float64(disk), active: active}, err
+		return sample{rss: float64(rss), file: float64(file), heap: heap, disk: float64(disk), active: active}, err
 	}
 
 	fresh, err := measure("fresh")
@@ -156,6 +162,7 @@ func (b *bench) limiterMemoryPhase(ctx context.Context) {
 	row := Row{Name: name, Nodes: 1, Concurrency: limiterWorkers, Count: res.ok, Latency: latencyOf(res.hists[0]), Throughput: res.throughput(),
 		Values: map[string]float64{
 			"rssFreshBytes": fresh.rss, "heapFreshBytes": fresh.heap,
+			"rssFileBeforeBytes": before.file, "rssFileAfterBytes": after.file, "rssFilePassivatedBytes": idle.file,
 			"rssBeforeBytes": before.rss, "rssAfterBytes": after.rss, "rssPassivatedBytes": idle.rss,
 			"heapBeforeBytes": before.heap, "heapAfterBytes": after.heap, "heapPassivatedBytes": idle.heap,
 			"counterStoreBeforeBytes": before.disk, "counterStoreAfterBytes": after.disk, "counterStorePassivatedBytes": idle.disk,
@@ -166,10 +173,10 @@ func (b *bench) limiterMemoryPhase(ctx context.Context) {
 	if sent < limiterKeys || after.rss-before.rss >= limiterRSSTarget || idle.heap-before.heap > 10<<20 || idle.active > 0 {
 		verdict = "FAIL"
 	}
-	row.Result = fmt.Sprintf("%s: %d keys in %.0f s (%d answered in time); RSS %s fresh, %s warmed (%d requests on %d keys) → %s (%+.1f MiB, target < +50 MiB) → %s passivated; "+
+	row.Result = fmt.Sprintf("%s: %d keys in %.0f s (%d answered in time); RSS %s fresh, %s warmed (%d requests on %d keys) → %s (%+.1f MiB, target < +50 MiB) → %s passivated; of which file-backed %s → %s → %s; "+
 		"live heap %s → %s → %s; limiters active %.0f → %.0f (%.0f s after the last request); counter store %s → %s → %s",
 		verdict, sent, res.elapsed.Seconds(), res.ok, fmtBytes(fresh.rss), fmtBytes(before.rss), limiterWarm, limiterWarmKeys,
-		fmtBytes(after.rss), (after.rss-before.rss)/(1<<20), fmtBytes(idle.rss),
+		fmtBytes(after.rss), (after.rss-before.rss)/(1<<20), fmtBytes(idle.rss), fmtBytes(before.file), fmtBytes(after.file), fmtBytes(idle.file),
 		fmtBytes(before.heap), fmtBytes(after.heap), fmtBytes(idle.heap),
 		after.active, idle.active, passivatedIn.Seconds(),
 		fmtBytes(before.disk), fmtBytes(after.disk), fmtBytes(idle.disk))
