@@ -155,6 +155,17 @@ func (n *Node) OwnerOf(identity, kind string) string {
 	return rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(identity, kind))
 }
 
+// ActiveGrains is how many activations of kind this node hosts now: the
+// grains its placement actor started and that have not stopped yet; 0 for
+// a kind the node does not host.
+func (n *Node) ActiveGrains(kind string) int {
+	k, ok := n.cluster.TryGetClusterKind(kind)
+	if !ok {
+		return 0
+	}
+	return int(k.Count())
+}
+
 // lookupTimeout bounds one activation request to a grain's owner. An
 // activation is a local spawn on the owner, so a healthy owner answers in
 // well under a millisecond; a request lost while the topology changes is

@@ -59,6 +59,10 @@ func (i *Idle) Check(ctx actor.Context, busy bool) (idleFor time.Duration, passi
 	return idleFor, false
 }
 
+// IdleFor is how long the grain has gone without activity (since Start or
+// the last Touch).
+func (i *Idle) IdleFor() time.Duration { return i.clock.Now().Sub(i.last) }
+
 // Stop cancels the pending reminder; call it when the grain stops.
 func (i *Idle) Stop() {
 	if i != nil && i.timer != nil {

@@ -27,6 +27,13 @@ type Config struct {
 	FlushInterval time.Duration
 	// StoreTimeout bounds one storage call. Default 1 s.
 	StoreTimeout time.Duration
+	// Crowded, when set, reports whether the node hosts more limiters
+	// than it should (parley serve: more than --limiter-max-active). On a
+	// crowded node a limiter passivates as soon as its counters are
+	// written and it has received nothing for FlushInterval, instead of
+	// after IdleTimeout, so that a flood of distinct keys costs memory
+	// in proportion to the bound, not to the keys. None when nil.
+	Crowded func() bool
 	// Logger receives the grain's logs; discarded when nil.
 	Logger *slog.Logger
 }

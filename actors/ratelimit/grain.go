@@ -66,6 +66,9 @@ func (g *grain) Receive(ctx actor.Context) {
 	case flushDue:
 		g.flushing = nil
 		g.flushBehind(ctx)
+		if !g.dirty && !g.writing {
+			g.yieldIfCrowded(ctx)
+		}
 	case flushDone:
 		g.flushed(ctx, msg)
 	case *Check:
@@ -96,6 +99,22 @@ func (g *grain) stopping() {
 		g.flushing = nil
 	}
 	g.flush()
+}
+
+// yieldIfCrowded passivates the grain early when the node is crowded
+// (Config.Crowded): its counters are written (the caller checked) and it
+// has received nothing for FlushInterval. A crowded grain still in use is
+// looked at again one FlushInterval later.
+func (g *grain) yieldIfCrowded(ctx actor.Context) {
+	if g.cfg.Crowded == nil || g.flushing != nil || !g.cfg.Crowded() {
+		return
+	}
+	if idleFor := g.idle.IdleFor(); idleFor >= g.cfg.FlushInterval {
+		g.cfg.Logger.Debug("passivating rate limiter on a crowded node", "tenant", g.key.Tenant, "scope", g.key.Scope, "idle", idleFor)
+		ctx.Stop(ctx.Self())
+		return
+	}
+	g.scheduleFlush(ctx)
 }
 
 // ready is true when the grain can serve a request; otherwise it has

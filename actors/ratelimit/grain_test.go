@@ -458,3 +458,66 @@ func TestHostileIdentitiesAreRefusedAndStoreNothing(t *testing.T) {
 		t.Fatalf("store holds %d keys (%d writes) after hostile identities", n, e.store.puts.Load())
 	}
 }
+
+// TestACrowdedNodePassivatesLimitersOnceWritten: while Config.Crowded says
+// the node hosts too many limiters, a limiter stops as soon as its
+// counters are written and it has had nothing for FlushInterval (one in
+// use is looked at again an interval later), long before IdleTimeout;
+// the next activation knows its counts. On an uncrowded node it stays.
+func TestACrowdedNodePassivatesLimitersOnceWritten(t *testing.T) {
+	e := newEnv(t) // IdleTimeout a day
+	var crowded atomic.Bool
+	props, err := ratelimit.Props(ratelimit.Config{Store: e.store, Clock: e.clock, IdleTimeout: 24 * time.Hour,
+		Crowded: crowded.Load, Logger: testkit.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spawn := func(id string) *actor.PID { return testkit.SpawnGrain(t, e.system, props, ratelimit.Kind, id) }
+	limits := &ratelimit.Limits{PerMinute: 10}
+	written := func(n int64) {
+		t.Helper()
+		testkit.Eventually(t, 5*time.Second, func() error {
+			if got := e.store.puts.Load(); got != n {
+				return fmt.Errorf("%d writes, want %d", got, n)
+			}
+			return nil
+		})
+	}
+
+	alice := identity(t, ratelimit.ScopeUser, "alice")
+	pid := spawn(alice)
+	e.probe.Watch(pid)
+	e.check(pid, 3, limits)
+	if !e.clock.WaitForTimers(2, 5*time.Second) { // idle check and write-behind
+		t.Fatal("grain scheduled no write-behind")
+	}
+	e.clock.Advance(time.Second)
+	written(1)
+	e.clock.Advance(time.Minute)
+	e.probe.ExpectNoMessage(50 * time.Millisecond) // not crowded: it stays
+
+	crowded.Store(true)
+	bob := identity(t, ratelimit.ScopeUser, "bob")
+	pid = spawn(bob)
+	e.probe.Watch(pid)
+	e.check(pid, 2, limits)
+	if !e.clock.WaitForTimers(3, 5*time.Second) { // alice's idle check; bob's idle check and write-behind
+		t.Fatal("grain scheduled no write-behind")
+	}
+	e.clock.Advance(time.Second / 2)
+	e.check(pid, 1, limits) // in use: half an interval before its write
+	e.clock.Advance(time.Second / 2)
+	written(2)
+	// Written, but idle only half an interval: looked at again later
+	// (the write-behind's timer has fired; a new one joins the two idle
+	// checks).
+	if !e.clock.WaitForTimers(3, 5*time.Second) {
+		t.Fatal("a crowded limiter in use scheduled no second look")
+	}
+	e.probe.ExpectNoMessage(50 * time.Millisecond)
+	e.clock.Advance(time.Second)
+	e.probe.ExpectTerminated(pid, 5*time.Second)
+
+	again := spawn(bob)
+	want(t, "bob re-activated", e.check(again, 1, limits), true, 10-3-1, unix(2*time.Minute), 0)
+}

@@ -85,6 +85,9 @@ func (g *grain) flushed(ctx actor.Context, done flushDone) {
 	if g.dirty && g.flushing == nil {
 		g.scheduleFlush(ctx)
 	}
+	if !g.dirty {
+		g.yieldIfCrowded(ctx)
+	}
 }
 
 // flush writes the counters now, on the grain's goroutine: the last write,

@@ -71,7 +71,11 @@ func (ns *nodes) stop() {
 }
 
 // rssBytes is the resident set of process pid (VmRSS in /proc/pid/status).
-func rssBytes(pid int) (int64, error) {
+func rssBytes(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// statusBytes reads one size field (VmRSS, RssAnon, RssFile…) of
+// /proc/pid/status.
+func statusBytes(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -79,15 +83,15 @@ func rssBytes(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+				return 0, fmt.Errorf("%s of %d: %w", field, pid, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,

@@ -69,6 +69,7 @@ func TestServeRefusesToStartWithOneLineAndExitCode2(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not text or json`},
 		{"zero idle timeout", []string{"--session-idle-timeout", "0s"}, `--session-idle-timeout: 0s is not positive`},
 		{"zero limiter idle timeout", []string{"--limiter-idle-timeout", "0s"}, `--limiter-idle-timeout: 0s is not positive`},
+		{"negative limiter bound", []string{"--limiter-max-active", "-1"}, `--limiter-max-active: -1 is negative`},
 		{"negative heartbeat", []string{"--sse-heartbeat", "-1s"}, `--sse-heartbeat: -1s is not positive`},
 		{"zero body read timeout", []string{"--body-read-timeout", "0s"}, `--body-read-timeout: 0s is not positive`},
 		{"no connections", []string{"--max-connections", "0"}, `--max-connections: 0 is not positive`},

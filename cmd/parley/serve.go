@@ -226,7 +226,17 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		return nil, err
 	}
 
-	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, IdleTimeout: cfg.LimiterIdle, Logger: logger.With("component", "ratelimit")})
+	// The limiter kind is made before the cluster that counts its
+	// activations starts; until then no limiter is running anyway.
+	var memberRef atomic.Pointer[cluster.Node]
+	var crowded func() bool
+	if cfg.LimiterMax > 0 {
+		crowded = func() bool {
+			m := memberRef.Load()
+			return m != nil && m.ActiveGrains(ratelimit.Kind) > cfg.LimiterMax
+		}
+	}
+	limiterKind, err := ratelimit.NewKind(ratelimit.Config{Store: st.limits, IdleTimeout: cfg.LimiterIdle, Crowded: crowded, Logger: logger.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +262,9 @@ func start(cfg serveConfig, logger *slog.Logger, stdout io.Writer) (_ *node, err
 		defer cancel()
 		_ = member.Shutdown(ctx)
 	})
+
+	memberRef.Store(member)
+	metrics.WatchGrains([]string{session.Kind, cache.Kind, ratelimit.Kind}, member.ActiveGrains)
 
 	limiter, err := ratelimit.NewLimiter(member, ratelimit.LimiterConfig{Observer: metrics, Logger: logger.With("component", "ratelimit")})
 	if err != nil {

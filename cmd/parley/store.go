@@ -66,6 +66,9 @@ func openStores(cfg serveConfig, sec *nodeSecurity, logger *slog.Logger) (stores
 		// A SIGKILL loses nothing without fsync (the kernel holds the
 		// pages); a power cut may lose the last seconds of counters.
 		NoSync: true,
+		// Small entries that live minutes: small memtables and caches
+		// (docs/rate-limiting.md, Memory per key).
+		Small:  true,
 		Logger: logger,
 	})
 	if err != nil {

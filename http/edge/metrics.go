@@ -96,6 +96,18 @@ func (m *Metrics) ConfigReloadFailed() { m.reloadErrors.Inc() }
 // GrainActivated counts one activation of a grain kind.
 func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
 
+// WatchGrains exports parley_grains_active{kind}: how many activations of
+// each kind the node hosts, read from active at every scrape. kinds is the
+// node's fixed set of grain kinds, so the label set is bounded.
+func (m *Metrics) WatchGrains(kinds []string, active func(kind string) int) {
+	for _, kind := range kinds {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parley_grains_active", Help: "Grain activations this node hosts now, by kind.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(active(kind)) }))
+	}
+}
+
 // CacheGet implements cache.Observer: it counts hits and misses.
 func (m *Metrics) CacheGet(hit bool) {
 	result := "miss"

@@ -63,3 +63,23 @@ func TestMetricLabelsAreBoundedWhateverClientsSend(t *testing.T) {
 		t.Fatalf("methodLabel(BREW) = %q", got)
 	}
 }
+
+func TestGrainsActiveIsReadAtEveryScrape(t *testing.T) {
+	metrics := NewMetrics()
+	active := map[string]int{"RateLimiter": 3, "ChatSession": 1}
+	metrics.WatchGrains([]string{"ChatSession", "RateLimiter"}, func(kind string) int { return active[kind] })
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		metrics.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	for _, want := range []string{`parley_grains_active{kind="RateLimiter"} 3`, `parley_grains_active{kind="ChatSession"} 1`} {
+		if body := scrape(); !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	active["RateLimiter"] = 0
+	if body := scrape(); !strings.Contains(body, `parley_grains_active{kind="RateLimiter"} 0`) {
+		t.Error("the gauge did not follow the count down to 0")
+	}
+}

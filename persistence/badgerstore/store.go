@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/skl"
 
 	"github.com/parley-chat/parley/persistence"
 )
@@ -82,6 +83,27 @@ var defaultLimits = batchLimits{
 	sweepScanChunk: 50_000,
 }
 
+// smallMemTable is the memtable size of a Small store.
+const smallMemTable = 4 << 20
+
+// maxEntryBytes bounds what one delete adds to a Badger transaction: the
+// longest key (tenant, space and a 512-byte KV key) with Badger's
+// version and metas, rounded up.
+const maxEntryBytes = 1024
+
+// limitsFor returns the batch limits of a store whose memtables are
+// memTable bytes: defaultLimits, with deletes cut so that no transaction
+// reaches half of what Badger accepts (15% of a memtable, and that over
+// the size of a skiplist node in entries).
+func limitsFor(memTable int64) batchLimits {
+	l := defaultLimits
+	maxBatch := memTable * 15 / 100
+	n := int(min(maxBatch/maxEntryBytes, maxBatch/int64(skl.MaxNodeSize)) / 2)
+	l.deleteBatch = min(l.deleteBatch, n)
+	l.trimPerAppend = min(l.trimPerAppend, uint64(n))
+	return l
+}
+
 // conflictRetries bounds how often DeleteSession and Sweep retry a
 // transaction that a concurrent Append or Put invalidated.
 const conflictRetries = 16
@@ -107,6 +129,16 @@ type Options struct {
 	// GCInterval is how often value-log garbage collection runs. Zero means
 	// DefaultGCInterval. Unused when InMemory.
 	GCInterval time.Duration
+	// Small sizes Badger for a few hundred thousand small entries that
+	// live minutes, the rate-limit counter store, instead of Badger's
+	// defaults, which suit the sessions: 4 MiB memtables (not 64 MiB),
+	// at most 2 in memory (not 5), a 4 MiB block cache (not 256 MiB),
+	// and two compactors (Badger's minimum, not 4); values over 64 KiB
+	// (not 1 MiB) go to the value log. A memtable is an arena allocated whole,
+	// so each default one is 64 MiB more live heap and, through the
+	// collector's pacing, as much again of garbage the node keeps
+	// resident.
+	Small bool
 
 	// afterGC, when set (by tests), is called after every GC round.
 	afterGC func()
@@ -176,6 +208,19 @@ func Open(opts Options) (*Store, error) {
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(!opts.NoSync).
 		WithLogger(badgerLogger{logger.With("component", "badger")})
+	limits := defaultLimits
+	if opts.Small {
+		bopts = bopts.
+			WithMemTableSize(smallMemTable).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(8).
+			WithBlockCacheSize(4 << 20).
+			WithNumCompactors(2).         // Badger's minimum
+			WithValueThreshold(64 << 10). // under a batch's 15% of a memtable
+			WithValueLogFileSize(64 << 20)
+		limits = limitsFor(smallMemTable)
+	}
 	db, err := badger.Open(bopts)
 	if err != nil {
 		// Badger reports a held flock as "Cannot acquire directory lock on
@@ -189,7 +234,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		db:      db,
 		log:     logger,
-		limits:  defaultLimits,
+		limits:  limits,
 		stop:    make(chan struct{}),
 		gcDone:  make(chan struct{}),
 		afterGC: opts.afterGC,

@@ -416,3 +416,51 @@ func BenchmarkPage100(b *testing.B) {
 		}
 	}
 }
+
+// TestBadgerSmallConformance runs the suite on the small-footprint store
+// the rate-limit counters use.
+func TestBadgerSmallConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("on-disk conformance is covered in memory in -short runs")
+	}
+	storetest.Run(t, func(t *testing.T) persistence.Store {
+		return openBadger(t, badgerstore.Options{Dir: t.TempDir(), NoSync: true, Small: true})
+	})
+}
+
+// TestBadgerSmallSweepsManyEntries: a small store's memtables take
+// transactions of at most about 600 KB, far less than 10,000 deletes of
+// long keys; its sweep still removes 3,000 expired entries with 512-byte
+// keys, through memtable flushes, and keeps the live ones.
+func TestBadgerSmallSweepsManyEntries(t *testing.T) {
+	s := openBadger(t, badgerstore.Options{Dir: t.TempDir(), NoSync: true, Small: true})
+	ctx := t.Context()
+	now := t0.Add(time.Hour)
+	key := func(i int) persistence.KVKey {
+		id := fmt.Sprintf("%06d-", i)
+		return persistence.KVKey{Tenant: "acme", Space: persistence.SpaceRateLimit, Key: id + strings.Repeat("x", 512-len(id))}
+	}
+	const expired, live = 3_000, 50
+	for i := range expired + live {
+		exp := now
+		if i >= expired {
+			exp = now.Add(time.Minute)
+		}
+		if err := s.Put(ctx, key(i), []byte("counters"), exp, persistence.PutOptions{}); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	stats, err := s.Sweep(ctx, now, nil)
+	if err != nil || stats.KVEntries != expired {
+		t.Fatalf("Sweep = %+v, %v; want %d entries removed", stats, err, expired)
+	}
+	for _, i := range []int{0, expired - 1, expired, expired + live - 1} {
+		_, _, ok, err := s.Get(ctx, key(i), now.Add(-time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i >= expired; ok != want {
+			t.Errorf("entry %d present = %v after the sweep, want %v", i, ok, want)
+		}
+	}
+}

@@ -70,10 +70,28 @@ func (p *PIDSet) Remove(v *PID) bool {
 		p.lookup[p.key(lastPID)] = i
 	}
 
+	// Parley patch: clear the vacated slot, or the array behind pids
+	// keeps the PID (and through its cached process the whole stopped
+	// actor) alive; and give back the room of a set that shrank to a
+	// quarter of its capacity (a parent whose thousands of children
+	// stopped), since neither the array nor the map ever shrinks.
+	p.pids[len(p.pids)-1] = nil
 	p.pids = p.pids[:len(p.pids)-1]
+	if cap(p.pids) >= minShrinkCap && len(p.pids) <= cap(p.pids)/4 {
+		p.pids = append(make([]*PID, 0, 2*len(p.pids)), p.pids...)
+		lookup := make(map[pidKey]int, len(p.pids))
+		for k, v := range p.lookup {
+			lookup[k] = v
+		}
+		p.lookup = lookup
+	}
 
 	return true
 }
+
+// minShrinkCap is the smallest capacity a PIDSet gives back. (Parley
+// patch.)
+const minShrinkCap = 1024
 
 // Len returns the number of elements in the set.
 func (p *PIDSet) Len() int {
@@ -82,7 +100,7 @@ func (p *PIDSet) Len() int {
 
 // Clear removes all the elements in the set.
 func (p *PIDSet) Clear() {
-	p.pids = p.pids[:0]
+	p.pids = nil // Parley patch: not p.pids[:0], which kept every PID alive
 	p.lookup = make(map[pidKey]int)
 }
 

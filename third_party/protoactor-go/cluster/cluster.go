@@ -63,6 +63,12 @@ func (c *Cluster) subscribeToTopologyEvents() {
 				c.PidCache.RemoveByMember(member)
 			}
 		}
+		// Parley patch: an activation's owner broadcasts its end to every
+		// member; forget its PID here too, or every member that ever
+		// called a grain keeps an entry for it for good.
+		if t, ok := evt.(*ActivationTerminated); ok && t.ClusterIdentity != nil && t.Pid != nil {
+			c.PidCache.RemoveByValue(t.ClusterIdentity.Identity, t.ClusterIdentity.Kind, t.Pid)
+		}
 	})
 }
 
