@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ type doneEvent struct {
 	// first failed); FinishReason is why it ended (docs/models.md).
 	Model        string `json:"model,omitempty"`
 	FinishReason string `json:"finishReason"`
+}
+
+// tokenData is the data of the SSE `token` event.
+type tokenData struct {
+	Text string `json:"text"`
 }
 
 // chatResponse is the body of POST /chat with "stream": false.
@@ -149,16 +155,22 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
 	var ttft time.Duration
-	// One buffer for the whole stream: each event is framed in it and
-	// written with a single Write, no copy per token.
+	// One buffer and one encoder for the whole stream: each event is
+	// framed in it and written with a single Write, with no garbage per
+	// token beyond what encoding/json makes.
 	var frame bytes.Buffer
+	enc := json.NewEncoder(&frame)
 	send := func(event, id string, data any) bool {
 		frame.Reset()
 		if id != "" {
-			frame.WriteString("id: " + id + "\n")
+			frame.WriteString("id: ")
+			frame.WriteString(id)
+			frame.WriteString("\n")
 		}
-		frame.WriteString("event: " + event + "\ndata: ")
-		if err := json.NewEncoder(&frame).Encode(data); err != nil { // ends with "\n"
+		frame.WriteString("event: ")
+		frame.WriteString(event)
+		frame.WriteString("\ndata: ")
+		if err := enc.Encode(data); err != nil { // ends with "\n"
 			return false
 		}
 		frame.WriteString("\n")
@@ -224,7 +236,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 						s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 					}
 				}
-				if !send("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text}) {
+				if !send("token", strconv.Itoa(ev.Index), tokenData{Text: ev.Text}) {
 					return
 				}
 			}
