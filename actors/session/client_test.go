@@ -152,7 +152,7 @@ func TestClientReplyCarriesModelFinishReasonAndUpstreamFailures(t *testing.T) {
 		t.Helper()
 		select {
 		case ev := <-reply.Events():
-			return ev
+			return *ev
 		case <-time.After(5 * time.Second):
 			t.Fatal("no event came")
 		}

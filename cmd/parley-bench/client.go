@@ -68,6 +68,23 @@ func (c *client) chatStream(ctx context.Context, edge, sessionID, message string
 // chatStreamEach is chatStream calling onToken, when set, with each token
 // event's index and the time it was read.
 func (c *client) chatStreamEach(ctx context.Context, edge, sessionID, message string, onToken func(index int, at time.Time)) (ttft, total time.Duration, r reply, st streamStats, err error) {
+	return c.chatStreamWith(ctx, edge, sessionID, message, streamHooks{token: onToken})
+}
+
+// streamHooks are what chatStreamWith calls as a stream goes; either may
+// be nil.
+type streamHooks struct {
+	// opened is called once the stream's 200 and headers arrived: the
+	// node has started the reply.
+	opened func()
+	// token is called with each token event's index and the time it was
+	// read.
+	token func(index int, at time.Time)
+}
+
+// chatStreamWith is chatStream calling h's hooks.
+func (c *client) chatStreamWith(ctx context.Context, edge, sessionID, message string, h streamHooks) (ttft, total time.Duration, r reply, st streamStats, err error) {
+	onToken := h.token
 	start := time.Now()
 	resp, err := c.post(ctx, edge, "/chat", map[string]any{"sessionId": sessionID, "message": message, "stream": true})
 	if err != nil {
@@ -79,6 +96,9 @@ func (c *client) chatStreamEach(ctx context.Context, edge, sessionID, message st
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		return 0, 0, r, st, fmt.Errorf("content type %q, want text/event-stream", ct)
+	}
+	if h.opened != nil {
+		h.opened()
 	}
 	comments := &commentCounter{atLineStart: true}
 	defer func() { st.comments = comments.n }()

@@ -2,7 +2,7 @@
 // (chat P50 < 200 ms and P95 < 500 ms, rate-limit check P95 < 50 ms, a
 // history page of 100 messages P95 < 100 ms) and reports memory.
 //
-//	parley-bench [--quick] [--only flood|limiter|limiter-memory|openai] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
+//	parley-bench [--quick] [--only flood|limiter|limiter-memory|openai|streams] [--json FILE] [--docs FILE] [--parley BIN] [--micro=false] [--keep] [--timeout D]
 //
 // It builds cmd/parley (unless --parley names a binary), starts the nodes
 // itself on 127.0.0.1 with the mock model at 0 ms per token (and, for the
@@ -55,7 +55,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	var o options
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
-	fs.StringVar(&o.only, "only", "", "run only these rows, on one node: flood (the rate-limit flood), limiter (the rate-limit rows, each beside the floor), limiter-memory (100,000 rate-limit keys) or openai (the openai provider's rows, and the mock stream:true rows they are compared with)")
+	fs.StringVar(&o.only, "only", "", "run only these rows, on one node: flood (the rate-limit flood), limiter (the rate-limit rows, each beside the floor), limiter-memory (100,000 rate-limit keys), openai (the openai provider's rows, and the mock stream:true rows they are compared with) or streams (the SSE streams row, on its own node)")
 	fs.BoolVar(&o.quick, "quick", false, "a 30-second subset: one node, shorter phases, no memory, SSE-streams or micro-benchmark rows")
 	fs.StringVar(&o.json, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.docs, "docs", "", "refresh the results part of this Markdown file (docs/benchmarks.md)")
@@ -287,6 +287,7 @@ func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, m
 	phase, ok := map[string]func(context.Context) error{
 		"flood":          func(ctx context.Context) error { return b.onNodes(ctx, 1, func(ns *nodes) { b.floodPhase(ctx, ns) }) },
 		"limiter-memory": func(ctx context.Context) error { b.limiterMemoryPhase(ctx); return nil },
+		"streams":        func(ctx context.Context) error { b.streamsPhase(ctx); return nil },
 		// The limiter rows and the floor they are compared with.
 		rowsLimiter: func(ctx context.Context) error {
 			return b.onNodes(ctx, 1, func(ns *nodes) { b.rateLimitPhases(ctx, ns) })
@@ -306,7 +307,7 @@ func (b *bench) measureOnly(ctx context.Context, o options, started time.Time, m
 		},
 	}[o.only]
 	if !ok {
-		return Report{}, fmt.Errorf("--only %q: want flood, limiter, limiter-memory or openai", o.only)
+		return Report{}, fmt.Errorf("--only %q: want flood, limiter, limiter-memory, openai or streams", o.only)
 	}
 	if err := phase(ctx); err != nil {
 		return Report{}, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,8 +31,9 @@ const (
 	// activeSessions is the memory row's count.
 	activeSessions = 10_000
 	// streamsOpen is the SSE row's count; streamTokenDelay keeps each of
-	// them open about 20 s (the mock reply is about 20 tokens).
-	streamsOpen      = 1_000
+	// them open about 20 s (the mock reply is about 20 tokens), longer
+	// than opening them all takes, so every one is open at the peak.
+	streamsOpen      = 10_000
 	streamTokenDelay = time.Second
 	heartbeat        = 15 * time.Second // the edge's default; serve has no flag
 	// unavailableMetric counts the scope checks a limiter did not answer
@@ -261,13 +263,20 @@ func (b *bench) memoryPhase(ctx context.Context, ns *nodes) {
 	b.add(secMemory, row)
 }
 
-// streamsPhase starts a node whose model waits 1 s per token, opens 1,000
+// streamsPhase starts a node whose model waits 1 s per token, opens 10,000
 // SSE streams on it at once and holds each to its end (about 20 s),
 // sampling the node's resident set every 250 ms, and counts what every
-// stream delivered: tokens, heartbeat comments, done events.
+// stream delivered: tokens, heartbeat comments, done events, and how many
+// streams were open at once at most.
 func (b *bench) streamsPhase(ctx context.Context) {
 	name := fmt.Sprintf("SSE: %d streams held open, %.0f s per token", streamsOpen, streamTokenDelay.Seconds())
 	fail := func(err error) { b.add(secStreams, Row{Name: name, Nodes: 1, Result: "FAIL (" + err.Error() + ")"}) }
+	// Both ends hold a descriptor per stream: the bench's client here and
+	// the node, which inherits this process's limit when it starts.
+	if err := raiseFileLimit(streamsOpen + streamsSpareFiles); err != nil {
+		fail(err)
+		return
+	}
 	ns, err := b.startNodes(ctx, 1, streamTokenDelay)
 	if err != nil {
 		fail(err)
@@ -303,19 +312,49 @@ func (b *bench) streamsPhase(ctx context.Context) {
 	var (
 		tokens, comments, done, wantTokens atomic.Int64
 		lastFirstToken                     atomic.Int64
+		open, mostOpen                     atomic.Int64
 		errs                               = newErrorCounts()
 		wg                                 sync.WaitGroup
 		mu                                 sync.Mutex
 		hist                               = newHistogram()
 	)
+	// At most streamsStarting chats are being started at once: a node
+	// starts a few hundred a second, and 10,000 asked at the same instant
+	// would wait past the grain call's timeout. A slot is freed once the
+	// stream's headers arrived (the node started the reply).
+	starting := make(chan struct{}, streamsStarting)
 	start := time.Now()
 	for i := range streamsOpen {
 		msg := fmt.Sprintf("stream %d", i)
 		wantTokens.Add(int64(len(model.Tokens(expectedReply(msg)))))
+		select {
+		case starting <- struct{}{}:
+		case <-ctx.Done():
+		}
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
-			ttft, total, _, st, err := b.client.chatStream(rctx, p.URL(""), uuid.NewString(), msg)
+			// A stream counts as open from its first token to its end.
+			opened := false
+			release := sync.OnceFunc(func() { <-starting })
+			defer release()
+			ttft, total, _, st, err := b.client.chatStreamWith(rctx, p.URL(""), uuid.NewString(), msg, streamHooks{
+				opened: release,
+				token: func(index int, _ time.Time) {
+					if index == 0 {
+						opened = true
+						for n := open.Add(1); ; {
+							m := mostOpen.Load()
+							if n <= m || mostOpen.CompareAndSwap(m, n) {
+								break
+							}
+						}
+					}
+				},
+			})
+			if opened {
+				open.Add(-1)
+			}
 			tokens.Add(int64(st.tokens))
 			comments.Add(int64(st.comments))
 			if err != nil {
@@ -347,14 +386,59 @@ func (b *bench) streamsPhase(ctx context.Context) {
 	if n := comments.Load(); n > 0 {
 		pings = fmt.Sprintf("%d heartbeat pings", n)
 	}
-	row.Result = fmt.Sprintf("RSS %s → peak %s (%+.1f MiB, %s per stream); %d/%d done; %d/%d tokens; %s (one per %s); every first token within %.1f s",
+	var short []string
+	if n := done.Load(); n < streamsOpen {
+		short = append(short, fmt.Sprintf("%d streams not done", streamsOpen-n))
+	}
+	if n, want := tokens.Load(), wantTokens.Load(); n < want {
+		short = append(short, fmt.Sprintf("%d tokens not delivered", want-n))
+	}
+	if n := mostOpen.Load(); n < streamsOpen {
+		short = append(short, fmt.Sprintf("never all %d open at once", streamsOpen))
+	}
+	row.Result = fmt.Sprintf("RSS %s → peak %s (%+.1f MiB, %s per stream); %d/%d done; %d/%d tokens; %d open at once at most; %s (one per %s); every first token within %.1f s",
 		fmtBytes(float64(before)), fmtBytes(float64(peak.Load())), grew/(1<<20), fmtBytes(grew/streamsOpen),
-		done.Load(), streamsOpen, tokens.Load(), wantTokens.Load(), pings, fmt.Sprintf("%.0f s", heartbeat.Seconds()), allOpen.Seconds())
+		done.Load(), streamsOpen, tokens.Load(), wantTokens.Load(), mostOpen.Load(), pings, fmt.Sprintf("%.0f s", heartbeat.Seconds()), allOpen.Seconds())
+	if len(short) > 0 {
+		row.Result = "FAIL (" + strings.Join(short, ", ") + "): " + row.Result
+	}
 	row.Values = map[string]float64{
 		"rssBeforeBytes": float64(before), "rssPeakBytes": float64(peak.Load()),
 		"tokensDelivered": float64(tokens.Load()), "tokensExpected": float64(wantTokens.Load()),
-		"heartbeats": float64(comments.Load()), "streamsDone": float64(done.Load()),
+		"heartbeats": float64(comments.Load()), "streamsDone": float64(done.Load()), "streamsOpenAtOnce": float64(mostOpen.Load()),
+		"rssBytesPerStream":     grew / streamsOpen,
 		"allFirstTokensSeconds": allOpen.Seconds(), "phaseSeconds": elapsed.Seconds(),
 	}
 	b.add(secStreams, row)
+}
+
+// streamsStarting is how many of the SSE row's chats are being started at
+// once, at most.
+const streamsStarting = 64
+
+// streamsSpareFiles are the descriptors the SSE row needs besides one per
+// stream: the node's listeners, store files and cluster connections, and
+// the bench's own.
+const streamsSpareFiles = 2_000
+
+// raiseFileLimit raises this process's soft RLIMIT_NOFILE to at least
+// want, up to the hard limit, so that it and every process it starts
+// after (they inherit it) can hold that many descriptors. It fails when
+// the hard limit is lower.
+func raiseFileLimit(want uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("read the file limit: %w", err)
+	}
+	if lim.Cur >= want {
+		return nil
+	}
+	if lim.Max < want {
+		return fmt.Errorf("the hard file limit is %d descriptors, under the %d the row needs (raise it: ulimit -Hn)", lim.Max, want)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise the file limit to %d: %w", lim.Cur, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ type doneEvent struct {
 	// first failed); FinishReason is why it ended (docs/models.md).
 	Model        string `json:"model,omitempty"`
 	FinishReason string `json:"finishReason"`
+}
+
+// tokenData is the data of the SSE `token` event.
+type tokenData struct {
+	Text string `json:"text"`
 }
 
 // chatResponse is the body of POST /chat with "stream": false.
@@ -149,15 +155,21 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
 	var ttft time.Duration
-	// One buffer for the whole stream: events are framed in it and
-	// written with a single Write and Flush, no copy per token.
+	// One buffer and one encoder for the whole stream: events are framed
+	// in it and written with a single Write and Flush, with no garbage
+	// per token beyond what encoding/json makes.
 	var frame bytes.Buffer
+	enc := json.NewEncoder(&frame)
 	queue := func(event, id string, data any) bool {
 		if id != "" {
-			frame.WriteString("id: " + id + "\n")
+			frame.WriteString("id: ")
+			frame.WriteString(id)
+			frame.WriteString("\n")
 		}
-		frame.WriteString("event: " + event + "\ndata: ")
-		if err := json.NewEncoder(&frame).Encode(data); err != nil { // ends with "\n"
+		frame.WriteString("event: ")
+		frame.WriteString(event)
+		frame.WriteString("\ndata: ")
+		if err := enc.Encode(data); err != nil { // ends with "\n"
 			return false
 		}
 		frame.WriteString("\n")
@@ -180,7 +192,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 	// on queues what ev says, and reports whether the stream goes on; the
 	// end (done or error) is written and flushed with the tokens queued
 	// before it.
-	on := func(ev session.Event) bool {
+	on := func(ev *session.Event) bool {
 		switch {
 		case ev.Done != nil:
 			if !from.resumed {
@@ -212,7 +224,7 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 					s.cfg.Metrics.ttft.Observe(ttft.Seconds())
 				}
 			}
-			return queue("token", fmt.Sprint(ev.Index), map[string]string{"text": ev.Text})
+			return queue("token", strconv.Itoa(ev.Index), tokenData{Text: ev.Text})
 		}
 	}
 	for {
@@ -265,12 +277,12 @@ func (s *server) streamReply(w http.ResponseWriter, r *http.Request, reply *sess
 const maxBatchBytes = 16 << 10
 
 // receiveNow is the event waiting in events, if one is.
-func receiveNow(events <-chan session.Event) (session.Event, bool) {
+func receiveNow(events <-chan *session.Event) (*session.Event, bool) {
 	select {
 	case ev := <-events:
 		return ev, true
 	default:
-		return session.Event{}, false
+		return nil, false
 	}
 }
 

@@ -18,7 +18,7 @@ type replySource struct {
 	// userMessage is the stored message a session's reply answers (zero
 	// for a one-shot call).
 	userMessage session.Entry
-	events      <-chan session.Event
+	events      <-chan *session.Event
 	abandoned   <-chan struct{} // nil: never
 	hostLost    <-chan struct{} // nil: never
 	close       func()
@@ -38,7 +38,7 @@ func fromSession(r *session.Reply) *replySource {
 // close cancels it and waits for its goroutine.
 func oneShot(ctx context.Context, m model.Model, req model.Request, buffer int, timeout time.Duration) *replySource {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	events := make(chan session.Event, buffer)
+	events := make(chan *session.Event, buffer)
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -47,19 +47,19 @@ func oneShot(ctx context.Context, m model.Model, req model.Request, buffer int, 
 		usage, err := m.Stream(ctx, req, func(token string) error {
 			reply.WriteString(token)
 			select {
-			case events <- session.Event{Index: index, Text: token}:
+			case events <- &session.Event{Index: index, Text: token}:
 				index++
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		})
-		end := session.Event{Done: &session.Done{
+		end := &session.Event{Done: &session.Done{
 			Message:      session.Entry{Role: "assistant", Content: reply.String(), TokenCount: usage.CompletionTokens, CreatedAt: time.Now()},
 			PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens,
 		}}
 		if err != nil {
-			end = session.Event{Err: grains.Failed(&grains.Failure{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})}
+			end = &session.Event{Err: grains.Failed(&grains.Failure{Code: grains.CodeUnavailable, Message: "the model failed to complete the reply"})}
 		}
 		select {
 		case events <- end:
@@ -101,7 +101,7 @@ func (s *server) relay(ctx context.Context, src *replySource, ping func() bool, 
 		case ev := <-src.events:
 			stall.Reset(s.cfg.StallTimeout)
 			ticker.Reset(s.cfg.Heartbeat) // pings only while idle
-			if !on(ev) {
+			if !on(*ev) {
 				return nil
 			}
 		}
