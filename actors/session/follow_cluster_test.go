@@ -31,17 +31,7 @@ func TestFollowFromAnotherNode(t *testing.T) {
 	}))
 	c.WaitConverged(10 * time.Second)
 	// A session owned by node 0, followed from node 1.
-	var sid string
-	for {
-		sid = uuid.NewString()
-		identity, err := session.Identity("acme", sid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Node(1).OwnerOf(identity, session.Kind) == c.Node(0).RemoteAddr() {
-			break
-		}
-	}
+	sid := sessionOwnedBy(t, c, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	owner, other := session.NewClient(c.Node(0), c.Node(0).System()), session.NewClient(c.Node(1), c.Node(1).System())
@@ -89,6 +79,22 @@ func TestFollowFromAnotherNode(t *testing.T) {
 			text.WriteString(ev.Text)
 		case <-ctx.Done():
 			t.Fatalf("followed %q, then nothing", text.String())
+		}
+	}
+}
+
+// sessionOwnedBy returns a new session id of tenant acme whose grain the
+// cluster places on node owner.
+func sessionOwnedBy(t *testing.T, c *testkit.Cluster, owner int) string {
+	t.Helper()
+	for {
+		sid := uuid.NewString()
+		identity, err := session.Identity("acme", sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Node(0).OwnerOf(identity, session.Kind) == c.Node(owner).RemoteAddr() {
+			return sid
 		}
 	}
 }

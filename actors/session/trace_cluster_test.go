@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -34,17 +33,7 @@ func TestAChatsTraceCrossesToTheSessionsNode(t *testing.T) {
 		cfg.Kinds = append(cfg.Kinds, kind)
 	}))
 	c.WaitConverged(0)
-	var sid string
-	for {
-		sid = uuid.NewString()
-		identity, err := session.Identity("acme", sid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Node(0).OwnerOf(identity, session.Kind) == c.Node(1).RemoteAddr() {
-			break
-		}
-	}
+	sid := sessionOwnedBy(t, c, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx, root := tracing.Start(ctx, "test request")

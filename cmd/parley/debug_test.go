@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parley-chat/parley/actors/testkit"
@@ -37,6 +38,14 @@ func TestDebugAddrIsLoopbackUnlessMadePublic(t *testing.T) {
 // ports, with args added to its flags, and stops it when the test ends.
 func startNode(t *testing.T, args ...string) serveConfig {
 	t.Helper()
+	cfg, _ := startStoppableNode(t, args...)
+	return cfg
+}
+
+// startStoppableNode is startNode that also returns a function stopping
+// the node before the test ends (a second call does nothing).
+func startStoppableNode(t *testing.T, args ...string) (serveConfig, func()) {
+	t.Helper()
 	cfg, err := parseServeFlags(append([]string{"--store", "local", "--data-dir", t.TempDir(),
 		"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t)}, args...), io.Discard)
 	if err != nil {
@@ -47,8 +56,10 @@ func startNode(t *testing.T, args ...string) serveConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.stop(logger) })
-	return cfg
+	var once sync.Once
+	stop := func() { once.Do(func() { n.stop(logger) }) }
+	t.Cleanup(stop)
+	return cfg, stop
 }
 
 func TestDebugListenerServesProfilesAndTheAPIPortDoesNot(t *testing.T) {

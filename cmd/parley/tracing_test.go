@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/actors/tenants"
-	"github.com/parley-chat/parley/actors/testkit"
 	"github.com/parley-chat/parley/internal/tracing"
 )
 
@@ -250,22 +249,13 @@ func TestOTLPEndpointReceivesTheNodesSpans(t *testing.T) {
 	}))
 	defer collector.Close()
 
-	cfg, err := parseServeFlags([]string{"--store", "local", "--data-dir", t.TempDir(), "--tenants", tracedTenants(t),
-		"--http-addr", freePort(t), "--gossip-addr", freePort(t), "--remote-addr", freePort(t), "--otlp-endpoint", collector.URL}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := testkit.NewLogger(t)
-	n, err := start(cfg, logger, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, stop := startStoppableNode(t, "--tenants", tracedTenants(t), "--otlp-endpoint", collector.URL)
 	waitReady(t, cfg.HTTPAddr)
 	headers, last := streamChat(t, cfg.HTTPAddr, "0193a5c0-7d2e-7a1b-9c3d-4e5f6a7b8c9e", nil)
 	if last != "done" {
 		t.Fatalf("stream ended with %q", last)
 	}
-	n.stop(logger) // flushes the batch
+	stop() // flushes the batch
 	id := headers.Get("X-Trace-Id")
 	mu.Lock()
 	defer mu.Unlock()
