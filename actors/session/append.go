@@ -100,8 +100,6 @@ func checkAppend(req *Append) error {
 	return checkIdempotencyKey(req.IdempotencyKey)
 }
 
-// remember adds msg to the in-memory tail, keeping at most TailSize.
-
 func toProto(m persistence.Message) *Message {
 	return &Message{
 		Id:                m.ID,

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/parley-chat/parley/actors/tenants"
 )
 
 // TestANodeOnASmallFilesystemRefusesWritesAndStaysUp runs a node whose
@@ -31,12 +29,7 @@ func TestANodeOnASmallFilesystemRefusesWritesAndStaysUp(t *testing.T) {
 	// Registered before startNode's cleanup, so it runs after the node
 	// has stopped: cleanups run last first.
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
-	tenantsFile := filepath.Join(t.TempDir(), "tenants.json")
-	unlimited := `{"perMinute": 1000000, "burst": 1000000, "user": {"perMinute": 1000000}, "ip": {"perMinute": 1000000}}`
-	if err := os.WriteFile(tenantsFile, []byte(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "`+
-		tenants.HashKey("k")+`"}], "rateLimit": `+unlimited+`}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tenantsFile := keyTenants(t, `{"perMinute": 1000000, "burst": 1000000, "user": {"perMinute": 1000000}, "ip": {"perMinute": 1000000}}`)
 	cfg := startNode(t, "--data-dir", filepath.Join(dir, "data"), "--tenants", tenantsFile, "--min-free-disk", "24MiB")
 
 	do := func(method, path string, body []byte) (int, string) {

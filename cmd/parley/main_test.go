@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/persistence/badgerstore"
 	"github.com/parley-chat/parley/persistence/raftstore"
 )
@@ -29,6 +30,22 @@ func listen(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l.Addr().String()
+}
+
+// keyTenants writes a tenants file of one tenant, acme, whose API key is
+// "k", with rateLimit (JSON) as its limits, or the defaults when empty.
+func keyTenants(t *testing.T, rateLimit string) string {
+	t.Helper()
+	limits := ""
+	if rateLimit != "" {
+		limits = `, "rateLimit": ` + rateLimit
+	}
+	file := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(file, []byte(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "`+
+		tenants.HashKey("k")+`"}]`+limits+`}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 func freePort(t *testing.T) string {

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,24 +16,11 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parley-chat/parley/actors/tenants"
 	"github.com/parley-chat/parley/internal/tracing"
 )
 
 // Tests here install a global tracer provider: none of them runs in
 // parallel with another test.
-
-// tracedTenants writes a tenants file with one tenant, key "k", limits
-// no test reaches.
-func tracedTenants(t *testing.T) string {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "tenants.json")
-	if err := os.WriteFile(file, []byte(`{"tenants": [{"id": "acme", "apiKeys": [{"id": "web", "hash": "`+
-		tenants.HashKey("k")+`"}]}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
-}
 
 // streamChat sends one streamed chat with headers and reads its events
 // to the end; it returns the response headers and the last event's name.
@@ -120,7 +105,7 @@ func TestOneChatIsOneTraceFromTheEdgeThroughTheSessionToTheStoreAndTheModel(t *t
 	tracing.Use(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
 	t.Cleanup(func() { tracing.Use(nil) })
 	// The replicated store, as a node runs by default.
-	cfg := startNode(t, "--store", "replicated", "--raft-addr", freePort(t), "--tenants", tracedTenants(t))
+	cfg := startNode(t, "--store", "replicated", "--raft-addr", freePort(t), "--tenants", keyTenants(t, ""))
 	waitReady(t, cfg.HTTPAddr)
 
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -194,7 +179,7 @@ func TestARequestWithoutTraceparentStartsATraceWhoseIdIsItsXTraceId(t *testing.T
 	exp := tracetest.NewInMemoryExporter()
 	tracing.Use(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
 	t.Cleanup(func() { tracing.Use(nil) })
-	cfg := startNode(t, "--tenants", tracedTenants(t))
+	cfg := startNode(t, "--tenants", keyTenants(t, ""))
 	waitReady(t, cfg.HTTPAddr)
 
 	req, _ := http.NewRequest("GET", "http://"+cfg.HTTPAddr+"/chat/0193a5c0-7d2e-7a1b-9c3d-4e5f6a7b8c9f/history", nil)
@@ -249,7 +234,7 @@ func TestOTLPEndpointReceivesTheNodesSpans(t *testing.T) {
 	}))
 	defer collector.Close()
 
-	cfg, stop := startStoppableNode(t, "--tenants", tracedTenants(t), "--otlp-endpoint", collector.URL)
+	cfg, stop := startStoppableNode(t, "--tenants", keyTenants(t, ""), "--otlp-endpoint", collector.URL)
 	waitReady(t, cfg.HTTPAddr)
 	headers, last := streamChat(t, cfg.HTTPAddr, "0193a5c0-7d2e-7a1b-9c3d-4e5f6a7b8c9e", nil)
 	if last != "done" {
