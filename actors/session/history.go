@@ -27,6 +27,22 @@ func (g *grain) history(ctx actor.Context, req *History) {
 		ctx.Respond(&grains.Failure{Code: grains.CodeInvalidArgument, Message: fmt.Sprintf("limit %d is outside 1..%d", req.Limit, MaxHistoryLimit)})
 		return
 	}
+	sctx, cancel := g.storeContext()
+	defer cancel()
+	// Memory answers only while it is current: another activation of
+	// the session (for a moment, while placements settle) may have
+	// written since. One point read of the sequence tells.
+	meta, err := g.cfg.Store.Meta(sctx, g.key)
+	if err != nil {
+		g.fail(ctx, "history", err)
+		return
+	}
+	if meta.LastSeq != g.lastSeq {
+		if err := g.load(); err != nil {
+			g.fail(ctx, "history", err)
+			return
+		}
+	}
 	// One more than asked tells whether an older page exists.
 	if req.Before == 0 && g.newest != nil && g.newestLimit == limit && g.visible(g.newest) {
 		ctx.Respond(g.newest)
@@ -35,9 +51,6 @@ func (g *grain) history(ctx actor.Context, req *History) {
 	notBefore := g.notBefore()
 	msgs, ok := g.tailPage(req.Before, limit+1, notBefore)
 	if !ok {
-		sctx, cancel := g.storeContext()
-		defer cancel()
-		var err error
 		if msgs, err = g.cfg.Store.Page(sctx, g.key, req.Before, limit+1, notBefore); err != nil {
 			g.fail(ctx, "history", err)
 			return
