@@ -29,9 +29,9 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Crowded, when set, reports whether the node hosts more limiters
 	// than it should (parley serve: more than --limiter-max-active). On a
-	// crowded node a limiter passivates as soon as its counters are
-	// written and it has received nothing for FlushInterval, instead of
-	// after IdleTimeout, so that a flood of distinct keys costs memory
+	// crowded node a limiter writes its counters after a quarter of
+	// FlushInterval and passivates once they are written and it has
+	// received nothing for that quarter, instead of after IdleTimeout, so that a flood of distinct keys costs memory
 	// in proportion to the bound, not to the keys. None when nil.
 	Crowded func() bool
 	// Logger receives the grain's logs; discarded when nil.

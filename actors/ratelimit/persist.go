@@ -50,7 +50,7 @@ func (g *grain) changed(ctx actor.Context) {
 // callback only sends a message: the write runs on the grain's goroutine.
 func (g *grain) scheduleFlush(ctx actor.Context) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	g.flushing = g.cfg.Clock.AfterFunc(g.cfg.FlushInterval, func() { root.Send(self, flushDue{}) })
+	g.flushing = g.cfg.Clock.AfterFunc(g.flushDelay(), func() { root.Send(self, flushDue{}) })
 }
 
 // flushBehind is the write-behind. The write runs off the grain's

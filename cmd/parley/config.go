@@ -31,9 +31,9 @@ const defaultMaxConnections = 12_000
 // the drain ends is stored as far as it got.
 const defaultDrainTimeout = 2 * time.Minute
 
-// defaultLimiterMax is --limiter-max-active: about 13 MiB of live heap at
+// defaultLimiterMax is --limiter-max-active: about 8 MiB of live heap at
 // some 2.6 KiB per active limiter on a node (docs/rate-limiting.md).
-const defaultLimiterMax = 5_000
+const defaultLimiterMax = 3_000
 
 // errHelp: -h was asked for and printed.
 var errHelp = errors.New("help requested")
@@ -100,7 +100,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.SessionIdle, "session-idle-timeout", session.DefaultConfig().IdleTimeout, "passivate a chat session after this long without requests")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long replies in progress may take to finish before they are cut short and stored as far as they got")
 	fs.DurationVar(&c.LimiterIdle, "limiter-idle-timeout", ratelimit.DefaultConfig().IdleTimeout, "passivate a rate limiter (one per tenant, user and IP) after this long without requests")
-	fs.IntVar(&c.LimiterMax, "limiter-max-active", defaultLimiterMax, "above this many rate limiters on the node, a limiter passivates once its counters are written and it has been idle a second (0: no bound)")
+	fs.IntVar(&c.LimiterMax, "limiter-max-active", defaultLimiterMax, "above this many rate limiters on the node, a limiter writes its counters after 250 ms and passivates once they are written and it has been idle 250 ms (0: no bound)")
 	fs.DurationVar(&c.Heartbeat, "sse-heartbeat", edge.DefaultConfig().Heartbeat, "interval of SSE ': ping' comments while a stream is idle")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")

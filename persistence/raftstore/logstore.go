@@ -59,8 +59,13 @@ func openLogStore(dir string, logger *slog.Logger) (*logStore, error) {
 		WithSyncWrites(true).
 		// The log is read back mostly from raft's LogCache and the
 		// memtable; a small block cache and memtable keep a member's
-		// footprint down (the state machine has its own Badger DB).
-		WithMemTableSize(32 << 20).
+		// footprint down (the state machine has its own Badger DB). A
+		// memtable is an arena allocated whole that the Go collector
+		// counts as live heap, so its size is also room the collector
+		// leaves for garbage: 32 MiB → 8 MiB cut an idle node's live heap
+		// by 24 MiB. The largest entry (a 1 MiB message) still fits
+		// Badger's transaction limit (15%: 1.2 MiB); write splits batches.
+		WithMemTableSize(8 << 20).
 		WithBlockCacheSize(16 << 20).
 		WithLogger(badgerstore.Logger(logger))
 	db, err := badger.Open(opts)

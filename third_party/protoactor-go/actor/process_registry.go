@@ -22,7 +22,12 @@ type SliceMap struct {
 
 func newSliceMap() *SliceMap {
 	sm := &SliceMap{}
-	sm.LocalPIDs = make([]cmap.ConcurrentMap, 1024)
+	// Parley patch: 64 buckets (of 32 shards each: 2,048 maps), not
+	// 1,024 (32,768 maps). A Go map keeps its room once it has held an
+	// entry, so after a flood of short-lived actors (rate limiters of
+	// distinct keys) every one of the 32,768 held about 200 bytes, 7 MiB
+	// in all; 2,048 shards are still far more than a node's cores need.
+	sm.LocalPIDs = make([]cmap.ConcurrentMap, 64)
 
 	for i := 0; i < len(sm.LocalPIDs); i++ {
 		sm.LocalPIDs[i] = cmap.New()
