@@ -31,8 +31,9 @@ type Config struct {
 	// than it should (parley serve: more than --limiter-max-active). On a
 	// crowded node a limiter writes its counters after a quarter of
 	// FlushInterval and passivates once they are written and it has
-	// received nothing for that quarter, instead of after IdleTimeout, so that a flood of distinct keys costs memory
-	// in proportion to the bound, not to the keys. None when nil.
+	// received nothing for that quarter, instead of after IdleTimeout,
+	// so that a flood of distinct keys costs memory in proportion to the
+	// bound, not to the keys. None when nil.
 	Crowded func() bool
 	// Logger receives the grain's logs; discarded when nil.
 	Logger *slog.Logger

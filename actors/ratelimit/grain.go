@@ -109,10 +109,13 @@ func (g *grain) stopping() {
 // whole interval) for at most four writes a second of a key in use.
 const crowdedShare = 4
 
+// crowded reports Config.Crowded: false when it is not set.
+func (g *grain) crowded() bool { return g.cfg.Crowded != nil && g.cfg.Crowded() }
+
 // flushDelay is how long changed counters wait before they are written:
 // FlushInterval, or a crowdedShare of it on a crowded node.
 func (g *grain) flushDelay() time.Duration {
-	if g.cfg.Crowded != nil && g.cfg.Crowded() {
+	if g.crowded() {
 		return g.cfg.FlushInterval / crowdedShare
 	}
 	return g.cfg.FlushInterval
@@ -123,7 +126,7 @@ func (g *grain) flushDelay() time.Duration {
 // has received nothing for flushDelay. A crowded grain still in use is
 // looked at again one flushDelay later.
 func (g *grain) yieldIfCrowded(ctx actor.Context) {
-	if g.cfg.Crowded == nil || g.flushing != nil || !g.cfg.Crowded() {
+	if g.flushing != nil || !g.crowded() {
 		return
 	}
 	if idleFor := g.idle.IdleFor(); idleFor >= g.cfg.FlushInterval/crowdedShare {

@@ -504,18 +504,19 @@ func TestACrowdedNodePassivatesLimitersOnceWritten(t *testing.T) {
 	if !e.clock.WaitForTimers(3, 5*time.Second) { // alice's idle check; bob's idle check and write-behind
 		t.Fatal("grain scheduled no write-behind")
 	}
-	e.clock.Advance(time.Second / 2)
-	e.check(pid, 1, limits) // in use: half an interval before its write
-	e.clock.Advance(time.Second / 2)
+	// Crowded, a limiter writes after a quarter of the interval (250 ms).
+	e.clock.Advance(time.Second / 8)
+	e.check(pid, 1, limits) // in use: an eighth of the interval before its write
+	e.clock.Advance(time.Second / 8)
 	written(2)
-	// Written, but idle only half an interval: looked at again later
+	// Written, but idle only an eighth: looked at again a quarter later
 	// (the write-behind's timer has fired; a new one joins the two idle
 	// checks).
 	if !e.clock.WaitForTimers(3, 5*time.Second) {
 		t.Fatal("a crowded limiter in use scheduled no second look")
 	}
 	e.probe.ExpectNoMessage(50 * time.Millisecond)
-	e.clock.Advance(time.Second)
+	e.clock.Advance(time.Second / 4)
 	e.probe.ExpectTerminated(pid, 5*time.Second)
 
 	again := spawn(bob)

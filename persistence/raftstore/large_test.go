@@ -8,9 +8,10 @@ import (
 	"github.com/parley-chat/parley/persistence"
 )
 
-// The state machine's memtables are small (stateMemTable): the largest
-// message a session stores (a 1 MiB reply) and a batch of the largest
-// user messages still fit one write, and read back whole.
+// The state machine's memtables are small (stateMemTable), and the raft
+// log's smaller still (openLogStore): the largest message a session
+// stores (a 1 MiB reply) and a batch of the largest user messages still
+// fit one write, and read back whole.
 func TestTheLargestWritesFitTheStateMachine(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t, 1, nil)
